@@ -1,0 +1,112 @@
+"""Engines by name: the classical ones (registered at import) plus one deep engine per model
+file found in the shipped and user model folders.
+
+``list_engines()`` is what the app's selector and ``inpaint-studio fill --engine`` show: every
+engine with whether it can run here and, if not, why (e.g. an architecture with no trained
+weights yet).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from .base import Availability, Engine, EngineUnavailable
+
+_FACTORIES: dict[str, Callable[[], Engine]] = {}
+_CACHE: dict[tuple[str, str], Engine] = {}
+_LOCK = threading.Lock()
+
+# The shipped default deep model; when it cannot load the fallback is PatchMatch.
+DEFAULT_DEEP_ENGINE = "deepfill_v2"
+FALLBACK_ENGINE = "patchmatch"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """A row of the engine selector."""
+
+    name: str
+    title: str
+    description: str
+    kind: str
+    availability: Availability
+
+
+def register(name: str) -> Callable[[Callable[[], Engine]], Callable[[], Engine]]:
+    """Decorator registering a zero-argument engine factory under ``name``."""
+
+    def deco(factory: Callable[[], Engine]) -> Callable[[], Engine]:
+        _FACTORIES[name] = factory
+        return factory
+
+    return deco
+
+
+def _ensure_builtin() -> None:
+    # Importing the modules registers their engines; kept lazy so that importing the
+    # registry stays cheap (no torch import for a classical-only CLI run).
+    from . import classical  # noqa: F401
+
+
+def _deep_engines(device: str) -> list[Engine]:
+    try:
+        from .deep import discover_deep_engines
+    except ImportError:  # torch missing or the deep engine not built yet
+        return []
+    return discover_deep_engines(device=device)
+
+
+def all_engines(device: str = "auto") -> list[Engine]:
+    """Classical engines first, then deep engines (available or not)."""
+    _ensure_builtin()
+    engines: list[Engine] = []
+    for name, factory in _FACTORIES.items():
+        key = (name, "any")
+        with _LOCK:
+            if key not in _CACHE:
+                _CACHE[key] = factory()
+            engines.append(_CACHE[key])
+    engines.extend(_deep_engines(device))
+    return engines
+
+
+def list_engines(device: str = "auto") -> list[EngineInfo]:
+    """Every engine with its availability here, for selectors and ``--help`` text."""
+    return [
+        EngineInfo(e.name, e.title or e.name, e.description, e.kind, e.availability())
+        for e in all_engines(device)
+    ]
+
+
+def get_engine(name: str, device: str = "auto") -> Engine:
+    """The engine called ``name``; raises :class:`EngineUnavailable` naming the known ones."""
+    engines = {e.name: e for e in all_engines(device)}
+    if name not in engines:
+        known = ", ".join(sorted(engines)) or "none"
+        raise EngineUnavailable(f"unknown engine {name!r}; known engines: {known}")
+    engine = engines[name]
+    available = engine.availability()
+    if not available:
+        raise EngineUnavailable(f"engine {name!r} is not available: {available.reason}")
+    return engine
+
+
+def default_engine_name(device: str = "auto") -> str:
+    """The shipped deep model when it loads here, else PatchMatch."""
+    for engine in all_engines(device):
+        if engine.name == DEFAULT_DEEP_ENGINE and engine.availability():
+            return engine.name
+    return FALLBACK_ENGINE
+
+
+def clear_cache() -> None:
+    """Forget constructed engines (after new model files appear)."""
+    with _LOCK:
+        _CACHE.clear()
+    try:
+        from .deep import clear_deep_cache
+    except ImportError:
+        return
+    clear_deep_cache()
