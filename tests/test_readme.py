@@ -32,5 +32,5 @@ def test_setup_commands_install_the_cpu_torch_wheel_first():
         steps = [s.strip() for s in command.split("&&")]
         torch_steps = [i for i, s in enumerate(steps) if "torch" in s]
         assert torch_steps and "torch==2.13.0" in steps[torch_steps[0]], command
-        project_install = next(i for i, s in enumerate(steps) if "-e ." in s)
+        project_install = next(i for i, s in enumerate(steps) if "pip install" in s and " -e " in s)
         assert torch_steps[0] < project_install, "torch must be installed before the project"
