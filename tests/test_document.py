@@ -1,0 +1,226 @@
+"""The edit document: strokes, dirty rects, undo/redo, fills and session files (no Qt)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inpaint_studio.document import (
+    Document,
+    Layer,
+    Rect,
+    Tool,
+    bounding_rect,
+    stamp_segment,
+)
+
+
+def test_stamp_segment_paints_a_capsule_and_reports_its_rect():
+    plane = np.zeros((50, 60), np.uint8)
+    rect = stamp_segment(plane, (10, 20), (40, 20), radius=3, value=255)
+    assert rect == Rect(7, 17, 44, 24)
+    assert bounding_rect(plane) == rect
+    assert plane[20, 25] == 255 and plane[23, 25] == 255 and plane[24, 25] == 0
+    # Round caps: the corner of the bounding box is outside the radius.
+    assert plane[17, 7] == 0
+
+
+def test_stamp_segment_outside_the_plane_changes_nothing():
+    plane = np.zeros((10, 10), np.uint8)
+    assert stamp_segment(plane, (-50, -50), (-40, -40), 2, 255).empty
+    assert not plane.any()
+
+
+def test_stroke_paints_mask_and_is_one_undo_step(photo):
+    doc = Document(photo)
+    doc.begin_stroke(Layer.MASK, Tool.BRUSH, 4)
+    first = doc.extend_stroke([(20, 30)])
+    second = doc.extend_stroke([(40, 30), (60, 35)])
+    rect = doc.end_stroke()
+    assert first.contains(Rect(17, 27, 24, 34))
+    assert rect == first.union(second)
+    assert doc.mask[30, 50] == 255 and doc.mask[30, 100] == 0
+    assert doc.modified and doc.can_undo and doc.has_hole
+    assert not doc.sketch.any()
+
+    assert doc.undo() == rect
+    assert not doc.mask.any() and not doc.modified
+    assert doc.redo() == rect
+    assert doc.mask[30, 50] == 255
+
+
+def test_eraser_restores_exact_pixels_on_undo(photo):
+    doc = Document(photo)
+    doc.begin_stroke("mask", "brush", 10)
+    doc.extend_stroke([(30, 30), (90, 60)])
+    doc.end_stroke()
+    painted = doc.mask.copy()
+    doc.begin_stroke("mask", "eraser", 5)
+    doc.extend_stroke([(30, 30), (90, 60)])
+    doc.end_stroke()
+    assert doc.mask.sum() < painted.sum()
+    doc.undo()
+    np.testing.assert_array_equal(doc.mask, painted)
+
+
+def test_a_stroke_that_changes_nothing_leaves_no_undo_step(photo):
+    doc = Document(photo)
+    doc.begin_stroke("mask", "eraser", 6)
+    doc.extend_stroke([(10, 10), (50, 50)])
+    assert doc.end_stroke().empty
+    assert not doc.can_undo and not doc.modified
+
+
+def test_long_stroke_stores_only_its_dirty_rect():
+    image = np.zeros((3000, 4000, 3), np.uint8)  # 12 MP
+    doc = Document(image)
+    doc.begin_stroke("mask", "brush", 8)
+    # A long wiggly stroke across a corner of the photo, many small moves.
+    pts = [(100 + 3 * i, 200 + 40 * np.sin(i / 10)) for i in range(300)]
+    doc.extend_stroke(pts)
+    rect = doc.end_stroke()
+    assert rect.width < 920 and rect.height < 110
+    # before + after of the dirty rect only; nowhere near a 12 MB layer copy.
+    assert doc.history_bytes() == 2 * rect.width * rect.height
+    doc.undo()
+    assert not doc.mask.any()
+
+
+def test_pen_draws_thin_sketch_lines(photo):
+    doc = Document(photo)
+    doc.begin_stroke(Layer.SKETCH, Tool.PEN, 1)
+    doc.extend_stroke([(10, 50), (110, 50)])
+    doc.end_stroke()
+    assert doc.sketch[50, 60] == 255
+    assert doc.sketch[:, 60].sum() // 255 == 3  # a 3 px line for radius 1
+    assert not doc.mask.any()
+    # Only lines inside the hole guide the fill.
+    assert not doc.sketch_in_hole().any()
+    doc.begin_stroke(Layer.MASK, Tool.BRUSH, 8)
+    doc.extend_stroke([(60, 50)])
+    doc.end_stroke()
+    inside = doc.sketch_in_hole()
+    assert inside[50, 60] == 255 and inside[50, 20] == 0
+
+
+def test_clear_layers_are_undoable(photo):
+    doc = Document(photo)
+    for layer in (Layer.MASK, Layer.SKETCH):
+        doc.begin_stroke(layer, Tool.BRUSH, 3)
+        doc.extend_stroke([(5, 5), (20, 20)])
+        doc.end_stroke()
+    mask, sketch = doc.mask.copy(), doc.sketch.copy()
+    assert doc.clear_layer(Layer.MASK) == bounding_rect(mask)
+    assert not doc.mask.any() and doc.sketch.any()
+    assert doc.clear_layer("mask").empty  # nothing left: no extra undo step
+    doc.clear_layer(Layer.SKETCH)
+    doc.undo()
+    np.testing.assert_array_equal(doc.sketch, sketch)
+    doc.undo()
+    np.testing.assert_array_equal(doc.mask, mask)
+
+
+def test_apply_fill_is_undoable_and_clears_layers(photo):
+    doc = Document(photo)
+    doc.begin_stroke("mask", "brush", 6)
+    doc.extend_stroke([(40, 40), (60, 40)])
+    doc.end_stroke()
+    doc.begin_stroke("sketch", "pen", 1)
+    doc.extend_stroke([(45, 40), (55, 40)])
+    doc.end_stroke()
+    result = photo.copy()
+    result[doc.mask > 127] = (1, 2, 3)
+    hole = doc.mask.copy()
+    rect = doc.apply_fill(result)
+    assert rect.contains(bounding_rect(hole))
+    np.testing.assert_array_equal(doc.image, result)
+    assert not doc.mask.any() and not doc.sketch.any()
+    assert doc.fill_count == 1
+    # The user paints a new hole on the result; undo walks back through both.
+    doc.begin_stroke("mask", "brush", 3)
+    doc.extend_stroke([(10, 10)])
+    doc.end_stroke()
+    doc.undo()
+    doc.undo()
+    np.testing.assert_array_equal(doc.image, photo)
+    np.testing.assert_array_equal(doc.mask, hole)
+    doc.redo()
+    np.testing.assert_array_equal(doc.image, result)
+
+
+def test_apply_fill_rejects_a_wrong_size(photo):
+    doc = Document(photo)
+    with pytest.raises(ValueError, match="fill result must be uint8"):
+        doc.apply_fill(photo[:10])
+
+
+def test_bad_calls_give_clear_errors(photo):
+    doc = Document(photo)
+    with pytest.raises(RuntimeError, match="without begin_stroke"):
+        doc.extend_stroke([(1, 1)])
+    with pytest.raises(ValueError, match="radius must be > 0"):
+        doc.begin_stroke("mask", "brush", 0)
+    with pytest.raises(ValueError):
+        doc.begin_stroke("background", "brush", 3)
+    with pytest.raises(ValueError, match="RGB uint8"):
+        Document(np.zeros((4, 4), np.uint8))
+
+
+def test_set_layer_imports_a_mask(photo):
+    doc = Document(photo)
+    plane = np.zeros(photo.shape[:2], np.uint8)
+    plane[10:20, 30:40] = 200
+    assert doc.set_layer("mask", plane) == Rect(30, 10, 40, 20)
+    assert set(np.unique(doc.mask)) == {0, 255}
+    with pytest.raises(ValueError, match="mask must be uint8 of size 128x96"):
+        doc.set_layer("mask", plane[:5])
+    doc.undo()
+    assert not doc.mask.any()
+
+
+def test_mark_saved_tracks_modified(photo):
+    doc = Document(photo)
+    doc.begin_stroke("mask", "brush", 3)
+    doc.extend_stroke([(5, 5)])
+    doc.end_stroke()
+    doc.mark_saved()
+    assert not doc.modified
+    doc.undo()
+    assert doc.modified
+    doc.redo()
+    assert not doc.modified
+
+
+def test_session_round_trip_keeps_fills_undoable(photo, tmp_path):
+    doc = Document(photo, source_path="/photos/a.jpg")
+    doc.begin_stroke("mask", "brush", 5)
+    doc.extend_stroke([(30, 30), (50, 50)])
+    doc.end_stroke()
+    result = photo.copy()
+    result[doc.mask > 127] = 7
+    doc.apply_fill(result)
+    doc.begin_stroke("mask", "brush", 4)
+    doc.extend_stroke([(90, 20)])
+    doc.end_stroke()
+    doc.begin_stroke("sketch", "pen", 1)
+    doc.extend_stroke([(85, 20), (95, 20)])
+    doc.end_stroke()
+
+    path = tmp_path / "session.npz"
+    doc.save_session(path)
+    back = Document.load_session(path)
+    assert back.source_path == "/photos/a.jpg"
+    np.testing.assert_array_equal(back.image, doc.image)
+    np.testing.assert_array_equal(back.mask, doc.mask)
+    np.testing.assert_array_equal(back.sketch, doc.sketch)
+    assert back.modified and back.fill_count == 1
+    back.undo()
+    np.testing.assert_array_equal(back.image, photo)
+    assert back.mask[40, 40] == 255
+
+
+def test_load_session_reports_a_bad_file(tmp_path):
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="cannot read session"):
+        Document.load_session(bad)
