@@ -1,0 +1,175 @@
+"""The training configuration: one dataclass, its command-line options and its JSON file.
+
+Every field of :class:`TrainConfig` carries its help text in ``metadata["help"]``; the
+command-line parser is built from the fields, so an option cannot exist without a help line.
+A run writes its configuration as ``config.json`` in its output folder beside the checkpoints
+(and inside every checkpoint), so a run can be resumed or exported from its folder alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+
+def _opt(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with its command-line help."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training or fine-tuning run depends on (all JSON-serialisable)."""
+
+    arch: str = _opt("deepfill_v2", "generator architecture (registry name) to train")
+    gen_args: dict = _opt(
+        {}, 'generator keyword arguments as JSON, e.g. \'{"cnum": 32}\' (default: the '
+        "architecture's own defaults; ignored by finetune, which takes them from --init)",
+        parse=json.loads,
+    )
+    data: list = _opt([], "one or more photo folders, searched recursively", nargs="+")
+    out: str = _opt("runs/train", "run folder: checkpoints, config.json, log.jsonl, samples/")
+    init: str = _opt("", "finetune: the .safetensors model to start from (its generator; a "
+                     "fresh discriminator)")
+    resume: str = _opt("", "continue the run in this folder from its last checkpoint exactly "
+                       "where it stopped (options given on the command line override the saved "
+                       "ones, e.g. --steps)")
+    size: int = _opt(256, "training crop size in pixels (square; a multiple of 8)")
+    batch_size: int = _opt(8, "images per step and per process (DDP: per GPU)")
+    steps: int = _opt(100_000, "generator steps in total")
+    lr_scale: float = _opt(1.0, "multiplies the recipe's learning rates (finetune default 0.1)")
+    lr_g: float = _opt(0.0, "generator learning rate; 0 = the recipe's (times --lr-scale)")
+    lr_d: float = _opt(0.0, "discriminator learning rate; 0 = the recipe's (times --lr-scale)")
+    mask: str = _opt("mixed", "training masks: free_form, box, mixed or folder:<dir>")
+    sketch_prob: float = _opt(0.5, "probability of keeping the sketch (edge) guidance for a "
+                              "sample; otherwise it is all zeros, so one model serves both")
+    val_count: int = _opt(16, "photos held out as the fixed validation set (seeded)")
+    workers: int = _opt(2, "data-loading worker processes per training process (0 = none)")
+    seed: int = _opt(0, "random seed (data order, masks, initial weights; DDP adds the rank)")
+    log_every: int = _opt(10, "write losses to log.jsonl every N steps")
+    sample_every: int = _opt(500, "write a sample grid PNG under samples/ every N steps (0 = off)")
+    val_every: int = _opt(500, "validate the EMA generator every N steps (0 = only at the end)")
+    ckpt_every: int = _opt(1000, "write the checkpoint every N steps (and always at the end)")
+    amp: str = _opt("auto", "mixed precision: auto (bf16 on GPU, fp16 with a gradient scaler "
+                    "where bf16 is missing, off on CPU), bf16, fp16 or off", choices=AMP_MODES)
+    channels_last: bool = _opt(False, "channels-last memory format (faster convolutions on GPU)")
+    compile: bool = _opt(False, "torch.compile the generator and discriminators")
+    grad_clip: float = _opt(0.0, "clip each network's gradient norm to this (0 = off)")
+    ema_decay: float = _opt(0.999, "decay of the generator's exponential moving average (used "
+                            "for validation and export; 0 = EMA equals the generator)")
+    vgg_weights: str = _opt("", "VGG-16 ImageNet weights file, needed by recipes with "
+                            "perceptual/style/consistency losses")
+    freeze_coarse: bool = _opt(False, "freeze the coarse network (parameters named coarse*); "
+                               "only the refinement trains")
+    early_stop: int = _opt(0, "stop after this many validations without a better validation "
+                           "L1 (0 = off; finetune default 5)")
+    max_minutes: float = _opt(0.0, "stop (with a checkpoint) after this many minutes (0 = off)")
+    device: str = _opt("auto", "auto (CUDA if present, else CPU), cpu, cuda or cuda:N")
+    deterministic: bool = _opt(False, "deterministic algorithms (slower; for exact resume checks)")
+    export: str = _opt("", "finetune: where to write the exported model (default: the user "
+                       "models folder, where the app finds it, named after --out)")
+    title: str = _opt("", "title of the exported model shown in the app (default: from --out)")
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with a message naming the option when a value is out of range."""
+        if self.size <= 0 or self.size % 8:
+            raise ValueError(f"--size must be a positive multiple of 8, got {self.size}")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.steps < 1:
+            raise ValueError(f"--steps must be at least 1, got {self.steps}")
+        if not 0.0 <= self.sketch_prob <= 1.0:
+            raise ValueError(f"--sketch-prob must be in [0, 1], got {self.sketch_prob}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if not isinstance(self.gen_args, dict):
+            raise ValueError(f"--gen-args must be a JSON object, got {self.gen_args!r}")
+        if not self.data:
+            raise ValueError("no photos: give one or more folders with --data")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        """Write the configuration as indented JSON (atomically: temp file + rename)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build from a saved dict; unknown keys (from a newer trainer) are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown configuration keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+
+# Defaults that differ for `finetune`: a personal photo set is small, so train briefly at a lower
+# learning rate, validate often and stop when the validation L1 stops improving.
+FINETUNE_DEFAULTS: dict[str, Any] = {
+    "lr_scale": 0.1,
+    "steps": 2000,
+    "val_every": 100,
+    "sample_every": 100,
+    "ckpt_every": 100,
+    "early_stop": 5,
+    "out": "runs/finetune",
+}
+
+
+def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """Add one ``--option`` per field of :class:`TrainConfig` (except ``skip``).
+
+    Defaults are suppressed, so the parsed namespace holds only the options the user gave;
+    :func:`config_from_args` fills in the rest. That lets ``--resume`` tell a saved value from
+    one given again on the command line.
+    """
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        help_text = f"{f.metadata['help']} (default: {json.dumps(default)})"
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        if "nargs" in f.metadata:
+            kw["nargs"] = f.metadata["nargs"]
+        if "choices" in f.metadata:
+            kw["choices"] = f.metadata["choices"]
+        kw["type"] = f.metadata.get("parse", type(default) if default is not None else str)
+        kw["metavar"] = f.name.upper()
+        parser.add_argument(flag, **kw)
+
+
+def config_from_args(
+    args: argparse.Namespace, base: TrainConfig | None = None, defaults: dict[str, Any] | None = None
+) -> TrainConfig:
+    """The configuration: ``base`` (or the dataclass defaults updated with ``defaults``), then
+    every option present in ``args``. Values are checked by :meth:`TrainConfig.validate`."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    if base is None:
+        cfg = TrainConfig(**{**(defaults or {}), **given})
+    else:
+        cfg = dataclasses.replace(base, **given)
+    cfg.validate()
+    return cfg
