@@ -1,0 +1,314 @@
+"""Multi-scale PatchMatch inpainting (after Wexler et al. 2007 and Barnes et al. 2009), our own.
+
+Outline: build an image pyramid of the known pixels (masked averaging, so the hole never bleeds
+into its context) down to a side of about :data:`COARSEST_SIDE` px; fill the coarsest hole
+with OpenCV's Telea; then, coarse to fine, alternate
+
+1. a nearest-neighbour field (NNF) search: for every patch overlapping the hole, find a
+   source patch lying entirely in known pixels (random initialisation, propagation from the
+   left/upper or right/lower neighbour, random search in shrinking windows), and
+2. patch voting: every hole pixel becomes the weighted mean of the source pixels the
+   overlapping patches propose; a patch's weight falls with its match distance and with its
+   distance from the hole border (outer patches are more trustworthy).
+
+Between scales the NNF is upsampled (x2 plus the sub-pixel offset) and voted into the finer
+image, which keeps coarse-level structure without blurring it through image interpolation.
+
+Kernels are numba ``@njit(cache=True)``; when the package folder is read-only numba caches
+under its user-wide folder, and if it cannot cache at all the kernels compile per process.
+Randomness comes from numba's generator seeded per kernel call from ``seed``, so the same
+input and seed give the same fill. First call in a process without a cache compiles the
+kernels (a few seconds, see :func:`warm_up`).
+
+Arrays: ``image`` float32 ``(H, W, 3)`` in [0, 255]; ``hole`` bool ``(H, W)``; NNF int32
+``(H, W)`` planes holding source patch centres; distances float32 mean squared error per
+channel value.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+
+PATCH_RADIUS = 3  # 7x7 patches
+COARSEST_SIDE = 32  # stop the pyramid when the shorter side would drop below this
+BORDER_CONFIDENCE_BASE = 1.3  # Wexler's weight base: 1.3 ** -distance_into_the_hole
+
+
+def _njit(fn):
+    """``numba.njit(cache=True)``, without the cache where numba finds nowhere to write it."""
+    from numba import njit
+
+    try:
+        return njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        warnings.warn("numba cannot cache PatchMatch kernels here; compiling them per process")
+        return njit(nogil=True)(fn)
+
+
+@_njit
+def _patch_distance(img, ty, tx, sy, sx, r, limit):
+    """Mean squared difference between the target patch at (ty, tx) (clipped to the image)
+    and the source patch at (sy, sx) (always inside); stops early above ``limit``."""
+    h, w = img.shape[0], img.shape[1]
+    y0, y1 = max(ty - r, 0), min(ty + r, h - 1)
+    x0, x1 = max(tx - r, 0), min(tx + r, w - 1)
+    count = (y1 - y0 + 1) * (x1 - x0 + 1) * 3
+    budget = limit * count
+    total = 0.0
+    for y in range(y0, y1 + 1):
+        syy = sy + y - ty
+        for x in range(x0, x1 + 1):
+            sxx = sx + x - tx
+            for c in range(3):
+                d = img[y, x, c] - img[syy, sxx, c]
+                total += d * d
+        if total > budget:
+            return total / count
+    return total / count
+
+
+@_njit
+def _search(img, src_ok, src_y, src_x, tgt_y, tgt_x, is_tgt, nnf_y, nnf_x, nnf_d, r, iters, seed):
+    """Improve the NNF of every target centre in place (``iters`` PatchMatch sweeps)."""
+    np.random.seed(seed)
+    h, w = img.shape[0], img.shape[1]
+    n = tgt_y.shape[0]
+    inf = np.float32(1e30)
+    for i in range(n):
+        nnf_d[tgt_y[i], tgt_x[i]] = _patch_distance(
+            img, tgt_y[i], tgt_x[i], nnf_y[tgt_y[i], tgt_x[i]], nnf_x[tgt_y[i], tgt_x[i]], r, inf
+        )
+    for it in range(iters):
+        step = 1 if it % 2 == 0 else -1
+        for k in range(n):
+            i = k if step == 1 else n - 1 - k
+            y, x = tgt_y[i], tgt_x[i]
+            best_y, best_x, best_d = nnf_y[y, x], nnf_x[y, x], nnf_d[y, x]
+            # Propagation: the already-visited neighbour's match, shifted by one pixel.
+            for dy, dx in ((-step, 0), (0, -step)):
+                ny, nx = y + dy, x + dx
+                if 0 <= ny < h and 0 <= nx < w and is_tgt[ny, nx]:
+                    cy, cx = nnf_y[ny, nx] - dy, nnf_x[ny, nx] - dx
+                    if 0 <= cy < h and 0 <= cx < w and src_ok[cy, cx]:
+                        d = _patch_distance(img, y, x, cy, cx, r, best_d)
+                        if d < best_d:
+                            best_y, best_x, best_d = cy, cx, d
+            # Random search around the best match in windows halving from the image size.
+            radius = max(h, w)
+            while radius >= 1:
+                cy = best_y + np.random.randint(-radius, radius + 1)
+                cx = best_x + np.random.randint(-radius, radius + 1)
+                if 0 <= cy < h and 0 <= cx < w and src_ok[cy, cx]:
+                    d = _patch_distance(img, y, x, cy, cx, r, best_d)
+                    if d < best_d:
+                        best_y, best_x, best_d = cy, cx, d
+                radius //= 2
+            # One uniform draw keeps a target from being stuck in a poor basin.
+            j = np.random.randint(0, src_y.shape[0])
+            d = _patch_distance(img, y, x, src_y[j], src_x[j], r, best_d)
+            if d < best_d:
+                best_y, best_x, best_d = src_y[j], src_x[j], d
+            nnf_y[y, x], nnf_x[y, x], nnf_d[y, x] = best_y, best_x, best_d
+
+
+@_njit
+def _distances(img, tgt_y, tgt_x, nnf_y, nnf_x, nnf_d, r):
+    """Recompute the match distance of every target for the current image estimate."""
+    for i in range(tgt_y.shape[0]):
+        y, x = tgt_y[i], tgt_x[i]
+        nnf_d[y, x] = _patch_distance(img, y, x, nnf_y[y, x], nnf_x[y, x], r, np.float32(1e30))
+
+
+@_njit
+def _vote(img, hole, tgt_y, tgt_x, nnf_y, nnf_x, nnf_d, confidence, sigma2, r):
+    """Replace every hole pixel of ``img`` by the weighted mean of the source pixels the
+    patches covering it propose."""
+    h, w = img.shape[0], img.shape[1]
+    acc = np.zeros((h, w, 3), dtype=np.float32)
+    weight_sum = np.zeros((h, w), dtype=np.float32)
+    for i in range(tgt_y.shape[0]):
+        ty, tx = tgt_y[i], tgt_x[i]
+        sy, sx = nnf_y[ty, tx], nnf_x[ty, tx]
+        wgt = confidence[ty, tx] * np.exp(-nnf_d[ty, tx] / (2.0 * sigma2))
+        for dy in range(-r, r + 1):
+            y = ty + dy
+            if y < 0 or y >= h:
+                continue
+            for dx in range(-r, r + 1):
+                x = tx + dx
+                if x < 0 or x >= w or not hole[y, x]:
+                    continue
+                for c in range(3):
+                    acc[y, x, c] += wgt * img[sy + dy, sx + dx, c]
+                weight_sum[y, x] += wgt
+    for y in range(h):
+        for x in range(w):
+            if hole[y, x] and weight_sum[y, x] > 1e-12:
+                for c in range(3):
+                    img[y, x, c] = acc[y, x, c] / weight_sum[y, x]
+
+
+@_njit
+def _random_init(tgt_y, tgt_x, src_y, src_x, nnf_y, nnf_x, seed):
+    np.random.seed(seed)
+    for i in range(tgt_y.shape[0]):
+        j = np.random.randint(0, src_y.shape[0])
+        nnf_y[tgt_y[i], tgt_x[i]] = src_y[j]
+        nnf_x[tgt_y[i], tgt_x[i]] = src_x[j]
+
+
+@_njit
+def _upsample_nnf(coarse_y, coarse_x, tgt_y, tgt_x, src_ok, src_y, src_x, nnf_y, nnf_x, seed):
+    """Fine NNF from the coarse one: twice the coarse match plus the sub-pixel offset; a
+    target whose proposal is not a valid source gets a random one."""
+    np.random.seed(seed)
+    ch, cw = coarse_y.shape
+    h, w = src_ok.shape
+    for i in range(tgt_y.shape[0]):
+        y, x = tgt_y[i], tgt_x[i]
+        py, px = min(y // 2, ch - 1), min(x // 2, cw - 1)
+        cy = 2 * coarse_y[py, px] + (y - 2 * py)
+        cx = 2 * coarse_x[py, px] + (x - 2 * px)
+        if 0 <= cy < h and 0 <= cx < w and src_ok[cy, cx]:
+            nnf_y[y, x], nnf_x[y, x] = cy, cx
+        else:
+            j = np.random.randint(0, src_y.shape[0])
+            nnf_y[y, x], nnf_x[y, x] = src_y[j], src_x[j]
+
+
+class _Level:
+    """One pyramid level: image estimate, hole, valid sources, targets and confidence."""
+
+    def __init__(self, image: np.ndarray, hole: np.ndarray, r: int):
+        self.image = image
+        self.hole = hole
+        h, w = hole.shape
+        size = 2 * r + 1
+        kernel = np.ones((size, size), np.uint8)
+        known = (~hole).astype(np.uint8)
+        # A source centre needs its whole patch inside the image and outside the hole.
+        src_ok = cv2.erode(known, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+        self.src_ok = src_ok
+        self.src_y, self.src_x = (a.astype(np.int32) for a in np.nonzero(src_ok))
+        is_tgt = cv2.dilate(hole.astype(np.uint8), kernel) > 0
+        self.is_tgt = is_tgt
+        self.tgt_y, self.tgt_x = (a.astype(np.int32) for a in np.nonzero(is_tgt))
+        depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+        self.confidence = np.power(BORDER_CONFIDENCE_BASE, -depth).astype(np.float32)
+        self.nnf_y = np.zeros((h, w), np.int32)
+        self.nnf_x = np.zeros((h, w), np.int32)
+        self.nnf_d = np.zeros((h, w), np.float32)
+
+    @property
+    def has_sources(self) -> bool:
+        return self.src_y.size > 0
+
+    def sigma2(self) -> float:
+        """Similarity scale: the 75th percentile of the current match distances."""
+        d = self.nnf_d[self.tgt_y, self.tgt_x]
+        return max(float(np.percentile(d, 75)), 1e-3)
+
+    def vote(self, r: int) -> None:
+        _vote(self.image, self.hole, self.tgt_y, self.tgt_x, self.nnf_y, self.nnf_x,
+              self.nnf_d, self.confidence, self.sigma2(), r)
+
+
+def _downsample(image: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Half-size image (known pixels averaged, hole ignored) and hole (any coverage)."""
+    h, w = hole.shape
+    size = ((w + 1) // 2, (h + 1) // 2)
+    known = (~hole).astype(np.float32)
+    weight = cv2.resize(known, size, interpolation=cv2.INTER_AREA)
+    summed = cv2.resize(image * known[..., None], size, interpolation=cv2.INTER_AREA)
+    small_hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0
+    small = summed / np.maximum(weight, 1e-6)[..., None]
+    small[small_hole] = 0.0
+    return small.astype(np.float32), small_hole
+
+
+def _pyramid(image: np.ndarray, hole: np.ndarray, r: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Levels finest first; stops before a level would have no valid source patch."""
+    levels = [(image, hole)]
+    while min(levels[-1][1].shape) // 2 >= COARSEST_SIDE:
+        smaller = _downsample(*levels[-1])
+        known = ~smaller[1]
+        if not known.any():
+            break
+        levels.append(smaller)
+    return levels
+
+
+def _em_schedule(n_levels: int) -> list[int]:
+    """EM iterations per level, coarsest first: more where it is cheap."""
+    return [max(2, 6 - i) for i in range(n_levels)]
+
+
+def inpaint(image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Fill ``hole`` (bool ``(H, W)``) of ``image`` (RGB ``uint8`` ``(H, W, 3)``).
+
+    Returns a new ``uint8 (H, W, 3)`` image equal to ``image`` outside the hole. Images too
+    small for a 7x7 patch outside the hole fall back to OpenCV Telea (and to the mean colour,
+    or mid-grey, when there are no known pixels at all).
+    """
+    hole = hole.astype(bool)
+    out = image.copy()
+    if not hole.any():
+        return out
+    if hole.all():
+        out[:] = 128
+        return out
+    r = PATCH_RADIUS
+    telea = cv2.inpaint(image, hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+    levels = _pyramid(image.astype(np.float32), hole, r)
+    coarse_image, coarse_hole = levels[-1]
+    if not _Level(coarse_image, coarse_hole, r).has_sources:
+        return telea
+    coarse_u8 = np.clip(np.rint(coarse_image), 0, 255).astype(np.uint8)
+    coarse_filled = cv2.inpaint(coarse_u8, coarse_hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+    schedule = _em_schedule(len(levels))
+    previous: _Level | None = None
+    for depth, (em_iters, (level_image, level_hole)) in enumerate(zip(schedule, reversed(levels))):
+        level_seed = seed * 1_000_003 + depth * 7919
+        if previous is None:
+            estimate = coarse_filled.astype(np.float32)
+        else:
+            h, w = level_hole.shape
+            upsampled = cv2.resize(previous.image, (w, h), interpolation=cv2.INTER_LINEAR)
+            estimate = level_image.copy()
+            estimate[level_hole] = upsampled[level_hole]
+        level = _Level(np.ascontiguousarray(estimate), level_hole, r)
+        if not level.has_sources:  # the pyramid guarantees it for the coarsest only
+            break
+        if previous is None:
+            _random_init(level.tgt_y, level.tgt_x, level.src_y, level.src_x, level.nnf_y, level.nnf_x, level_seed)
+        else:
+            _upsample_nnf(previous.nnf_y, previous.nnf_x, level.tgt_y, level.tgt_x, level.src_ok,
+                          level.src_y, level.src_x, level.nnf_y, level.nnf_x, level_seed)
+            _distances(level.image, level.tgt_y, level.tgt_x, level.nnf_y, level.nnf_x, level.nnf_d, r)
+            level.vote(r)
+        for em in range(em_iters):
+            _search(level.image, level.src_ok, level.src_y, level.src_x, level.tgt_y, level.tgt_x,
+                    level.is_tgt, level.nnf_y, level.nnf_x, level.nnf_d, r, 2, level_seed + em + 1)
+            level.vote(r)
+        previous = level
+    if previous is None or previous.image.shape[:2] != hole.shape:
+        return telea
+    filled = np.clip(np.rint(previous.image), 0, 255).astype(np.uint8)
+    out[hole] = filled[hole]
+    return out
+
+
+def warm_up() -> float:
+    """Compile (or load from cache) the kernels on a tiny image; returns the seconds spent."""
+    import time
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    hole = np.zeros((40, 40), bool)
+    hole[15:25, 15:25] = True
+    inpaint(image, hole)
+    return time.perf_counter() - t0
