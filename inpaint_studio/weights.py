@@ -308,6 +308,35 @@ def _names(names: list[str]) -> str:
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
+def _check_fit(
+    expected: Mapping[str, tuple[int, ...]],
+    found: Mapping[str, tuple[int, ...]],
+    model_name: str,
+    source: str,
+) -> None:
+    """Raise :class:`WeightsError` unless ``found`` has exactly ``expected``'s names and shapes;
+    the message lists the missing, unexpected and shape-mismatched names (the first few of
+    each, with counts)."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    mismatched = sorted(n for n in set(expected) & set(found) if expected[n] != found[n])
+    if not (missing or unexpected or mismatched):
+        return
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing: {_names(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected: {_names(unexpected)}")
+    if mismatched:
+        pairs = [f"{n} file {found[n]} vs model {expected[n]}" for n in mismatched]
+        problems.append(f"{len(mismatched)} shape mismatches: {_names(pairs)}")
+    raise WeightsError(f"{source} does not fit {model_name}: " + "; ".join(problems))
+
+
+def _shapes(tensors: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(t.shape) for name, t in tensors.items()}
+
+
 def apply_state_dict(model: nn.Module, tensors: Mapping[str, torch.Tensor], source: str) -> None:
     """Load ``tensors`` into ``model`` after checking names and shapes.
 
@@ -316,32 +345,40 @@ def apply_state_dict(model: nn.Module, tensors: Mapping[str, torch.Tensor], sour
     (the first few of each, with counts); ``source`` names the file in the message.
     """
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    mismatched = sorted(
-        name for name in set(expected) & set(tensors)
-        if tuple(expected[name].shape) != tuple(tensors[name].shape)
-    )
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing: {_names(missing)}")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected: {_names(unexpected)}")
-        if mismatched:
-            pairs = [
-                f"{n} file {tuple(tensors[n].shape)} vs model {tuple(expected[n].shape)}"
-                for n in mismatched
-            ]
-            problems.append(f"{len(mismatched)} shape mismatches: {_names(pairs)}")
-        raise WeightsError(
-            f"{source} does not fit {type(model).__name__}: " + "; ".join(problems)
-        )
+    _check_fit(_shapes(expected), _shapes(tensors), type(model).__name__, source)
     cast = {
         name: t.to(expected[name].dtype) if t.is_floating_point() else t
         for name, t in tensors.items()
     }
     model.load_state_dict(cast, strict=True)
+
+
+def _build(card: ModelCard) -> nn.Module:
+    from . import networks
+
+    if card.arch not in networks.generator_names():
+        raise WeightsError(
+            f"{card.path.name} needs architecture {card.arch!r}, which this Inpaint Studio does "
+            f"not have; known: {', '.join(networks.generator_names()) or 'none'}"
+        )
+    try:
+        return networks.build(card.arch, **card.arch_args)
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(
+            f"{card.path.name}: cannot build {card.arch} with {card.arch_args}: {exc}"
+        ) from None
+
+
+def check_model_file(path: str | os.PathLike) -> ModelCard:
+    """Everything :func:`load_model` checks, without reading tensor data: the header, the
+    architecture, its arguments, and every stored name and shape against the network built on
+    the ``meta`` device (no memory allocated). Returns the card; raises :class:`WeightsError`."""
+    card = read_metadata(path)
+    with torch.device("meta"):
+        model = _build(card)
+    found = {name: info.shape for name, info in card.tensors.items()}
+    _check_fit(_shapes(model.state_dict()), found, type(model).__name__, card.path.name)
+    return card
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelCard]:
@@ -351,20 +388,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     Raises :class:`WeightsError` for a corrupt or foreign file, an architecture this app does
     not know, arguments the architecture refuses, or weights that do not fit.
     """
-    from . import networks
-
     card = read_metadata(path)
-    if card.arch not in networks.generator_names():
-        raise WeightsError(
-            f"{card.path.name} needs architecture {card.arch!r}, which this Inpaint Studio does "
-            f"not have; known: {', '.join(networks.generator_names()) or 'none'}"
-        )
-    try:
-        model = networks.build(card.arch, **card.arch_args)
-    except (TypeError, ValueError) as exc:
-        raise WeightsError(
-            f"{card.path.name}: cannot build {card.arch} with {card.arch_args}: {exc}"
-        ) from None
+    model = _build(card)
     try:
         tensors = load_file(str(card.path), device="cpu")
     except (SafetensorError, OSError, RuntimeError) as exc:

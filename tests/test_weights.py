@@ -284,3 +284,17 @@ def test_legacy_pth_with_arbitrary_objects_is_refused(tmp_path, capsys):
     with pytest.raises(WeightsError, match="cannot be read safely"):
         load_legacy_pth(evil)
     assert "this must never run" not in capsys.readouterr().out
+
+
+def test_check_model_file_finds_mismatches_without_loading_tensors(tmp_path, tiny_arch, monkeypatch):
+    good = _saved_with_width(tmp_path, tiny_arch, 4)
+    bad = _saved_with_width(tmp_path, tiny_arch, 6)
+    _rewrite(bad, dict(load_file_tensors(bad)), {"width": 4})
+
+    def refuse(*a, **k):
+        raise AssertionError("check_model_file must not load tensors")
+
+    monkeypatch.setattr(weights, "load_file", refuse)
+    assert weights.check_model_file(good).arch_args == {"width": 4}
+    with pytest.raises(WeightsError, match=r"decode.weight file \(3, 6, 1, 1\) vs model \(3, 4, 1, 1\)"):
+        weights.check_model_file(bad)
