@@ -1,0 +1,551 @@
+"""Load and save photos, masks and sketches the way a user's files really are.
+
+What crosses this boundary (see ``shared/DESIGN.md``):
+
+* A photo becomes a :class:`LoadedImage`: ``rgb`` is ``uint8`` ``(H, W, 3)`` in RGB order with
+  the EXIF orientation already applied (once), ``alpha`` is ``uint8`` ``(H, W)`` or None.
+  Every Pillow mode is accepted: 1, L, LA, P (with or without transparency), RGB, RGBA, CMYK
+  (through its embedded ICC profile to sRGB when there is one), I;16 / I and 16-bit RGB(A)
+  PNG/TIFF (reduced to 8 bits for the engines; the 16-bit samples are kept for saving).
+* :func:`save_image` writes a result like the photo it came from: same format (unless the
+  path's extension or ``format`` asks for another), alpha put back, ICC profile and EXIF
+  (without the orientation tag, the pixels are already upright) written, gray photos saved
+  gray and 16-bit PNG/TIFF photos saved with 16 bits, where every pixel the fill did not
+  change keeps its original 16-bit value. Writes are atomic and never replace an existing
+  file (the original included) unless ``overwrite=True``.
+* Masks are ``uint8`` ``(H, W)``, 255 = hole, 0 = keep, thresholded at 127; sketches alike
+  with 255 = line.
+* A pixel limit (:data:`DEFAULT_MAX_PIXELS`, configurable per call) refuses decompression
+  bombs before anything is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import struct
+import threading
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Union
+
+import cv2
+import numpy as np
+from PIL import Image, ImageCms
+
+PathLike = Union[str, os.PathLike]
+
+DEFAULT_MAX_PIXELS = 120_000_000
+"""Largest photo (width x height) loaded by default: a 100-megapixel camera fits."""
+
+_ORIENTATION_TAG = 0x0112
+_GRAY_WEIGHTS = np.array([299, 587, 114], dtype=np.uint32)  # ITU-R 601-2, as Pillow's "L"
+_HIGH_BIT_FORMATS = ("PNG", "TIFF")
+_ALPHA_FORMATS = ("PNG", "TIFF", "WEBP", "BMP")
+_GRAY_FORMATS = ("PNG", "TIFF", "JPEG", "BMP")
+_FORMAT_ALIASES = {"MPO": "JPEG", "JPG": "JPEG", "TIF": "TIFF"}
+_PIXEL_LIMIT_LOCK = threading.Lock()
+
+
+class ImageLoadError(ValueError):
+    """A file that cannot be loaded; the one-line message names the file and the reason."""
+
+
+class MaskSizeError(ValueError):
+    """A mask or sketch whose size differs from its photo; the message names both as WxH."""
+
+
+@dataclass
+class LoadedImage:
+    """A photo ready for the engines, plus what :func:`save_image` needs to write it back.
+
+    rgb: ``uint8`` ``(H, W, 3)``, RGB order, upright (EXIF orientation applied).
+    alpha: ``uint8`` ``(H, W)`` transparency kept aside (255 = opaque), or None.
+    format: Pillow format name of the file (``JPEG``, ``PNG``, ``WEBP``, ``TIFF``, ``BMP``...).
+    mode: the file's Pillow mode (``L``, ``P``, ``CMYK``, ``I;16``...), for information.
+    gray: the photo has no colour (saved back as gray).
+    bit_depth: 8 or 16 bits per sample in the file.
+    icc_profile: ICC profile matching ``rgb`` (a CMYK photo's becomes sRGB), or None.
+    exif: EXIF block (``Exif\\0\\0`` + TIFF structure) without the orientation tag, or None.
+    samples16: for 16-bit photos, the original samples, upright, ``uint16`` ``(H, W, C)``
+        with C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA); otherwise None.
+    """
+
+    path: Path
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    format: str
+    mode: str
+    gray: bool = False
+    bit_depth: int = 8
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    samples16: np.ndarray | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` in pixels, upright."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Load a photo of any common format and mode; see the module docstring for the result.
+
+    Raises :class:`ImageLoadError` (one line: file and reason) for a missing, unreadable,
+    truncated or unsupported file and for one over ``max_pixels`` (width x height).
+    """
+    path = Path(path)
+    try:
+        with _open_within_limit(path, max_pixels) as im:
+            return _decode(path, im)
+    except ImageLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every decoder failure becomes one clear line
+        raise ImageLoadError(f"cannot load {path}: {_reason(exc)}") from exc
+
+
+class _open_within_limit:
+    """``Image.open`` whose decompression-bomb limit is ``max_pixels`` for this call only.
+
+    Pillow reads its limit from a module global at open time; holding a lock while it is
+    swapped keeps concurrent loads (app worker, batch CLI) from seeing each other's limit.
+    The size check itself is ours, so the message names both numbers.
+    """
+
+    def __init__(self, path: Path, max_pixels: int) -> None:
+        self.path = path
+        self.max_pixels = max_pixels
+        self.image: Image.Image | None = None
+
+    def __enter__(self) -> Image.Image:
+        with _PIXEL_LIMIT_LOCK:
+            saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = self.max_pixels
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    self.image = Image.open(self.path)
+            except Image.DecompressionBombError:
+                w, h = _header_size(self.path)
+                raise ImageLoadError(self._over_limit(w, h)) from None
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+        w, h = self.image.size
+        if w * h > self.max_pixels:
+            self.image.close()
+            raise ImageLoadError(self._over_limit(w, h))
+        return self.image
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.image is not None:
+            self.image.close()
+
+    def _over_limit(self, w: int, h: int) -> str:
+        return (
+            f"cannot load {self.path}: {w}x{h} = {w * h:,} pixels is over the limit of "
+            f"{self.max_pixels:,} pixels (a decompression bomb or a photo too large to edit)"
+        )
+
+
+def _header_size(path: Path) -> tuple[int, int]:
+    """Width and height from the header, read with Pillow's own limit switched off."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as im:
+            return im.size
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "it is a folder, not an image"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not an image, or a format this app cannot read"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, (EOFError, SyntaxError, struct.error, zlib.error)) or "truncated" in text:
+        return f"truncated or corrupt file ({text})"
+    return f"cannot decode it ({text})"
+
+
+def _decode(path: Path, im: Image.Image) -> LoadedImage:
+    exif = im.getexif()
+    orientation = exif.get(_ORIENTATION_TAG, 1)
+    if _ORIENTATION_TAG in exif:
+        del exif[_ORIENTATION_TAG]
+    exif_bytes = exif.tobytes() if len(exif) else None
+    fmt = _FORMAT_ALIASES.get(im.format or "", im.format or "PNG")
+    icc = im.info.get("icc_profile") or None
+
+    samples16 = _read_high_bit(path, im, fmt)
+    if samples16 is not None:
+        rgb, alpha, gray = _split_high_bit(samples16)
+        bit_depth = 16
+    else:
+        rgb, alpha, gray, icc = _split_8bit(im, icc)
+        bit_depth = 8
+
+    return LoadedImage(
+        path=path,
+        rgb=_upright(rgb, orientation),
+        alpha=None if alpha is None else _upright(alpha, orientation),
+        format=fmt,
+        mode=im.mode,
+        gray=gray,
+        bit_depth=bit_depth,
+        icc_profile=icc,
+        exif=exif_bytes,
+        samples16=None if samples16 is None else _upright(samples16, orientation),
+    )
+
+
+def _upright(array: np.ndarray, orientation: object) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an ``(H, W, ...)`` array, as ``exif_transpose``."""
+    turn: dict[object, Callable[[np.ndarray], np.ndarray]] = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(turn.get(orientation, lambda a: a)(array))
+
+
+def _split_8bit(
+    im: Image.Image, icc: bytes | None
+) -> tuple[np.ndarray, np.ndarray | None, bool, bytes | None]:
+    """RGB, alpha, gray flag and the ICC profile that matches the returned RGB."""
+    mode = im.mode
+    if mode == "F":
+        raise ImageLoadError(f"cannot load {im.filename}: 32-bit float images are not supported")
+    if mode.startswith("I"):  # I;16, I;16B, I;16L, I: gray beyond 8 bits not caught by cv2
+        wide = np.clip(np.asarray(im, dtype=np.int64), 0, 65535).astype(np.uint16)
+        return _to8(np.repeat(wide[..., None], 3, axis=-1)), None, True, icc
+    if mode == "CMYK":
+        return np.asarray(_cmyk_to_srgb(im)), None, False, (_srgb_profile() if icc else None)
+    has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or (
+        mode == "P" and "transparency" in im.info
+    )
+    gray = mode in ("1", "L", "LA", "La")
+    rgba = np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+    alpha = np.ascontiguousarray(rgba[..., 3]) if has_alpha else None
+    return np.ascontiguousarray(rgba[..., :3]), alpha, gray, icc
+
+
+def _cmyk_to_srgb(im: Image.Image) -> Image.Image:
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(im, source, _srgb_cms(), outputMode="RGB")
+        except ImageCms.PyCMSError:
+            pass  # a broken profile: the plain conversion below is still a usable photo
+    return im.convert("RGB")
+
+
+def _srgb_cms() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _srgb_profile() -> bytes:
+    return _srgb_cms().tobytes()
+
+
+def _read_high_bit(path: Path, im: Image.Image, fmt: str) -> np.ndarray | None:
+    """Original 16-bit samples ``(H, W, C)`` in RGB(A) order, or None for 8-bit files.
+
+    Pillow reduces 16-bit RGB PNG/TIFF to 8 bits on open, so those go through OpenCV,
+    which keeps every bit; its channel order is BGR(A).
+    """
+    if fmt not in _HIGH_BIT_FORMATS or not _is_16_bit(path, im, fmt):
+        return None
+    data = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if data is None or data.dtype != np.uint16:
+        return None
+    if data.ndim == 2:
+        return data[..., None]
+    if data.shape[2] == 3:
+        return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+    if data.shape[2] == 4:
+        return cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA)
+    return None
+
+
+def _is_16_bit(path: Path, im: Image.Image, fmt: str) -> bool:
+    if fmt == "TIFF":
+        return 16 in tuple(im.tag_v2.get(258, ()))  # BitsPerSample
+    with open(path, "rb") as f:
+        header = f.read(26)  # signature, IHDR length/type, width, height, bit depth
+    return len(header) == 26 and header[24] == 16
+
+
+def _split_high_bit(samples16: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    eight = _to8(samples16)
+    channels = eight.shape[2]
+    gray = channels in (1, 2)
+    rgb = np.repeat(eight[..., :1], 3, axis=-1) if gray else eight[..., :3]
+    alpha = eight[..., -1] if channels in (2, 4) else None
+    return np.ascontiguousarray(rgb), None if alpha is None else np.ascontiguousarray(alpha), gray
+
+
+def _to8(wide: np.ndarray) -> np.ndarray:
+    """16-bit samples to the nearest 8-bit value; exact inverse of ``v * 257``."""
+    return ((wide.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+def load_mask(
+    path: PathLike,
+    size: tuple[int, int] | None = None,
+    resize: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Load a hole mask: ``uint8`` ``(H, W)``, 255 = hole, 0 = keep.
+
+    Any image works. A pixel is a hole where its gray value is over 127; when the file has
+    an alpha channel that is not uniform, the alpha decides instead (a painted overlay with
+    transparent background). ``size`` is the photo's ``(width, height)``: a mask of another
+    size raises :class:`MaskSizeError` naming both, unless ``resize`` scales it
+    (nearest-neighbour, so the mask stays binary).
+    """
+    return _load_binary_plane(path, size, resize, max_pixels, what="mask")
+
+
+def load_sketch(
+    path: PathLike,
+    size: tuple[int, int] | None = None,
+    resize: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Load sketch guidance: ``uint8`` ``(H, W)``, 255 = line; read like :func:`load_mask`."""
+    return _load_binary_plane(path, size, resize, max_pixels, what="sketch")
+
+
+def _load_binary_plane(
+    path: PathLike, size: tuple[int, int] | None, resize: bool, max_pixels: int, what: str
+) -> np.ndarray:
+    loaded = load_image(path, max_pixels=max_pixels)
+    alpha = loaded.alpha
+    if alpha is not None and alpha.min() != alpha.max():
+        level = alpha
+    else:
+        level = _luma(loaded.rgb)
+    plane = np.where(level > 127, 255, 0).astype(np.uint8)
+    if size is None or loaded.size == tuple(size):
+        return plane
+    width, height = size
+    if not resize:
+        raise MaskSizeError(
+            f"{what} {Path(path)} is {loaded.size[0]}x{loaded.size[1]} but the image is "
+            f"{width}x{height}; use a {what} of the same size or allow resizing"
+        )
+    return cv2.resize(plane, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """Gray value of an RGB ``uint8`` image, rounded like Pillow's ``convert("L")``."""
+    return ((rgb.astype(np.uint32) @ _GRAY_WEIGHTS + 500) // 1000).astype(np.uint8)
+
+
+def save_mask(path: PathLike, mask: np.ndarray, overwrite: bool = False) -> Path:
+    """Save a mask (or sketch) as a 0/255 gray PNG, atomically; returns the path.
+
+    mask: ``uint8`` or ``bool`` ``(H, W)``; values over 127 (or True) become 255.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"masks are saved as PNG (lossless); got {path.name}")
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.dtype not in (np.uint8, np.bool_):
+        raise ValueError(f"mask must be a uint8 or bool array (H, W), got {mask.dtype} {mask.shape}")
+    binary = np.where(mask.astype(np.uint8) > (0 if mask.dtype == np.bool_ else 127), 255, 0)
+    image = Image.fromarray(binary.astype(np.uint8), mode="L")
+    _atomic_write(path, overwrite, lambda f: image.save(f, format="PNG"))
+    return path
+
+
+# ----------------------------------------------------------------------------- saving
+
+
+def save_image(
+    path: PathLike,
+    rgb: np.ndarray,
+    like: LoadedImage | None = None,
+    format: str | None = None,
+    overwrite: bool = False,
+    quality: int = 95,
+) -> Path:
+    """Write ``rgb`` (``uint8`` ``(H, W, 3)``) as a photo, atomically; returns the path.
+
+    like: the photo ``rgb`` was made from: its alpha, ICC profile, EXIF, gray-ness and
+        16-bit samples are written back (alpha only where the format can hold it).
+    format: Pillow format name; default: the path's extension, else ``like.format``, else PNG.
+    overwrite: replace an existing file; without it an existing path (such as the original
+        photo) raises :class:`FileExistsError` and nothing is written.
+    quality: JPEG / WebP quality (1-95).
+    """
+    path = Path(path)
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"image must be an RGB uint8 array (H, W, 3), got {rgb.dtype} {rgb.shape}")
+    fmt = _choose_format(path, format, like)
+    alpha = like.alpha if like is not None and fmt in _ALPHA_FORMATS else None
+    if alpha is not None and alpha.shape != rgb.shape[:2]:
+        raise ValueError(
+            f"image is {rgb.shape[1]}x{rgb.shape[0]} but the alpha of {like.path.name} is "
+            f"{alpha.shape[1]}x{alpha.shape[0]}"
+        )
+    # Gray with alpha only where the format has an LA mode; elsewhere colour keeps the alpha.
+    gray = like is not None and like.gray and (
+        fmt in _HIGH_BIT_FORMATS or (alpha is None and fmt in _GRAY_FORMATS)
+    )
+    icc = like.icc_profile if like is not None else None
+    exif = like.exif if like is not None else None
+
+    if (
+        like is not None
+        and like.samples16 is not None
+        and fmt in _HIGH_BIT_FORMATS
+        and like.samples16.shape[:2] == rgb.shape[:2]
+    ):
+        wide = _merge_high_bit(like.samples16, rgb, alpha)
+        writer = _high_bit_writer(wide, fmt, icc, exif)
+    else:
+        image = _pillow_image(rgb, alpha, gray)
+        params = _save_params(fmt, _matching_icc(icc, image.mode), exif, quality)
+        writer = lambda f: image.save(f, format=fmt, **params)  # noqa: E731
+    _atomic_write(path, overwrite, writer)
+    return path
+
+
+def _choose_format(path: Path, format: str | None, like: LoadedImage | None) -> str:
+    if format:
+        name = format.upper()
+    else:
+        Image.init()
+        name = Image.registered_extensions().get(path.suffix.lower()) or (
+            like.format if like is not None else "PNG"
+        )
+    name = _FORMAT_ALIASES.get(name, name)
+    Image.init()
+    if name not in Image.SAVE:
+        raise ValueError(f"cannot save {path.name}: unknown or read-only image format {name!r}")
+    return name
+
+
+def _pillow_image(rgb: np.ndarray, alpha: np.ndarray | None, gray: bool) -> Image.Image:
+    if gray:
+        channels = [_luma(rgb)] + ([alpha] if alpha is not None else [])
+        return Image.fromarray(np.dstack(channels) if alpha is not None else channels[0],
+                               mode="LA" if alpha is not None else "L")
+    if alpha is not None:
+        return Image.fromarray(np.dstack([rgb, alpha]), mode="RGBA")
+    return Image.fromarray(rgb, mode="RGB")
+
+
+def _save_params(fmt: str, icc: bytes | None, exif: bytes | None, quality: int) -> dict:
+    params: dict = {}
+    if fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        if icc:
+            params["icc_profile"] = icc
+        if exif:
+            params["exif"] = exif
+    if fmt in ("JPEG", "WEBP"):
+        params["quality"] = quality
+    return params
+
+
+def _matching_icc(icc: bytes | None, mode: str) -> bytes | None:
+    """The profile when its colour space fits the pixels written (a gray profile on an RGB
+    file, or the reverse, would make viewers show wrong colours)."""
+    if not icc or len(icc) < 20:
+        return None
+    space = icc[16:20]
+    wanted = b"GRAY" if mode in ("L", "LA", "I;16") else b"RGB "
+    return icc if space == wanted else None
+
+
+def _merge_high_bit(samples16: np.ndarray, rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """16-bit samples ``(H, W, C)`` for the result, laid out like ``samples16``: pixels the
+    fill left unchanged keep their original 16-bit values, changed ones are their 8-bit value
+    scaled up (``v * 257``). ``alpha`` is the photo's own (present exactly when C is 2 or 4)."""
+    channels = samples16.shape[2]
+    color = _luma(rgb)[..., None] if channels in (1, 2) else rgb
+    new8 = np.dstack([color, alpha]) if channels in (2, 4) else color
+    unchanged = np.all(_to8(samples16) == new8, axis=-1, keepdims=True)
+    return np.where(unchanged, samples16, new8.astype(np.uint16) * 257)
+
+
+def _high_bit_writer(
+    wide: np.ndarray, fmt: str, icc: bytes | None, exif: bytes | None
+) -> Callable[[io.BufferedWriter], None]:
+    """Encoder for ``uint16`` ``(H, W, C)`` samples. Pillow writes 16-bit gray with metadata;
+    16-bit colour goes through OpenCV, and for PNG the ICC/EXIF chunks are added here."""
+    if wide.shape[2] == 1:
+        image = Image.fromarray(wide[..., 0], mode="I;16")
+        params = _save_params(fmt, _matching_icc(icc, "I;16"), exif, 95)
+        return lambda f: image.save(f, format=fmt, **params)
+    if wide.shape[2] == 2:  # gray + alpha has no 16-bit writer: store as RGBA
+        wide = np.concatenate([np.repeat(wide[..., :1], 3, axis=-1), wide[..., 1:]], axis=-1)
+    order = cv2.COLOR_RGB2BGR if wide.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+    ok, encoded = cv2.imencode(".png" if fmt == "PNG" else ".tiff", cv2.cvtColor(wide, order))
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a 16-bit {fmt}")
+    data = encoded.tobytes()
+    if fmt == "PNG":
+        data = _png_with_metadata(data, _matching_icc(icc, "RGB"), exif)
+    return lambda f: f.write(data)
+
+
+def _png_with_metadata(png: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
+    """Insert ``iCCP`` and ``eXIf`` chunks right after ``IHDR`` (both must precede IDAT)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    extra = b""
+    if icc:
+        extra += chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc))
+    if exif:
+        extra += chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
+    ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, length, type, IHDR data, CRC
+    return png[:ihdr_end] + extra + png[ihdr_end:]
+
+
+def _atomic_write(path: Path, overwrite: bool, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write through a temporary file in the same folder, then ``os.replace`` it into place,
+    so a crash or an encoder error never leaves a half-written photo or touches the old one."""
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; refusing to overwrite it (ask to overwrite)")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot save {path}: folder {folder} does not exist")
+    temp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    # os.open with 0o666 lets the umask decide the final permissions, as for any new file.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
