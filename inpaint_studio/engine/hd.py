@@ -158,7 +158,9 @@ def seam_weight(hole: np.ndarray) -> np.ndarray:
     """Blend weight ``float32 (h, w)`` for a boolean hole: 1 in the hole, ``1 - d/(SEAM_PX+1)``
     at L2 distance ``d <= SEAM_PX`` px from it, 0 beyond."""
     distance = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return np.clip(1.0 - distance / (SEAM_PX + 1), 0.0, 1.0).astype(np.float32)
+    weight = np.clip(1.0 - distance / (SEAM_PX + 1), 0.0, 1.0).astype(np.float32)
+    weight[distance > SEAM_PX] = 0.0
+    return weight
 
 
 @dataclass
