@@ -22,10 +22,10 @@ class PatchGan70(nn.Module):
     """pix2pix's 70x70 PatchGAN: 4x4 convs, strides 2, 2, 2, 1, 1, widths cnum, 2cnum, 4cnum,
     8cnum, 1; LeakyReLU(0.2). Each output cell sees a 70x70 input patch.
 
-    Input ``(B, in_channels, H, W)`` (default: RGB + mask); output ``(B, 1, H/8 - 2, W/8 - 2)``.
+    Input ``(B, in_channels, H, W)`` (default: RGB, as the CSA reference); output ``(B, 1, H/8 - 2, W/8 - 2)``.
     """
 
-    def __init__(self, in_channels: int = 4, cnum: int = 64) -> None:
+    def __init__(self, in_channels: int = 3, cnum: int = 64) -> None:
         super().__init__()
         widths = (cnum, 2 * cnum, 4 * cnum, 8 * cnum)
         strides = (2, 2, 2, 1)
