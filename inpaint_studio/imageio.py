@@ -374,7 +374,7 @@ def save_mask(path: PathLike, mask: np.ndarray, overwrite: bool = False) -> Path
     if mask.ndim != 2 or mask.dtype not in (np.uint8, np.bool_):
         raise ValueError(f"mask must be a uint8 or bool array (H, W), got {mask.dtype} {mask.shape}")
     binary = np.where(mask.astype(np.uint8) > (0 if mask.dtype == np.bool_ else 127), 255, 0)
-    image = Image.fromarray(binary.astype(np.uint8), mode="L")
+    image = Image.fromarray(binary.astype(np.uint8))
     _atomic_write(path, overwrite, lambda f: image.save(f, format="PNG"))
     return path
 
@@ -449,13 +449,11 @@ def _choose_format(path: Path, format: str | None, like: LoadedImage | None) -> 
 
 
 def _pillow_image(rgb: np.ndarray, alpha: np.ndarray | None, gray: bool) -> Image.Image:
-    if gray:
-        channels = [_luma(rgb)] + ([alpha] if alpha is not None else [])
-        return Image.fromarray(np.dstack(channels) if alpha is not None else channels[0],
-                               mode="LA" if alpha is not None else "L")
-    if alpha is not None:
-        return Image.fromarray(np.dstack([rgb, alpha]), mode="RGBA")
-    return Image.fromarray(rgb, mode="RGB")
+    """L, LA, RGB or RGBA image (Pillow picks the mode from the array's channel count)."""
+    color = _luma(rgb) if gray else rgb
+    if alpha is None:
+        return Image.fromarray(np.ascontiguousarray(color))
+    return Image.fromarray(np.dstack([color, alpha]))
 
 
 def _save_params(fmt: str, icc: bytes | None, exif: bytes | None, quality: int) -> dict:
@@ -497,7 +495,7 @@ def _high_bit_writer(
     """Encoder for ``uint16`` ``(H, W, C)`` samples. Pillow writes 16-bit gray with metadata;
     16-bit colour goes through OpenCV, and for PNG the ICC/EXIF chunks are added here."""
     if wide.shape[2] == 1:
-        image = Image.fromarray(wide[..., 0], mode="I;16")
+        image = Image.fromarray(np.ascontiguousarray(wide[..., 0]))  # uint16 -> "I;16"
         params = _save_params(fmt, _matching_icc(icc, "I;16"), exif, 95)
         return lambda f: image.save(f, format=fmt, **params)
     if wide.shape[2] == 2:  # gray + alpha has no 16-bit writer: store as RGBA
