@@ -65,20 +65,26 @@ class Recipe(ABC):
         """Run ``G`` on the batch. Returns ``{"stages": (out_stage0, ...), ...extras}``: each
         stage output raw (not composited) ``(B, 3, H, W)`` in ``[-1, 1]``, in
         ``G.stage_names`` order; the last stage is the final image. Extras (e.g. CSA
-        features) are free-form tensors the losses of this recipe use."""
+        features) are free-form tensors the losses of this recipe use.
+
+        ``G`` may be wrapped (DDP, ``torch.compile``): call it, do not read its attributes.
+        The discriminators in ``D`` below may be wrapped likewise."""
 
     @abstractmethod
     def d_loss(
         self, D: nn.ModuleDict, batch: Batch, out: dict[str, Any]
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Discriminator loss (scalar tensor to minimise) and named float parts for logging.
-        ``out`` is already detached by the loop. Not called when ``D`` is empty."""
+        """Discriminator loss (scalar tensor to minimise) and named parts for logging (floats
+        or detached 0-dim tensors: the loop reads tensors only when it logs, sparing a GPU
+        sync per step). ``out`` is already detached by the loop. Not called when ``D`` is
+        empty."""
 
     @abstractmethod
     def g_loss(
         self, D: nn.ModuleDict, batch: Batch, out: dict[str, Any]
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Generator loss (scalar tensor to minimise) and named float parts for logging."""
+        """Generator loss (scalar tensor to minimise) and named parts for logging (floats or
+        detached 0-dim tensors, as in :meth:`d_loss`). ``D``'s weights are frozen here."""
 
 
 _RECIPES: dict[str, type[Recipe]] = {}
