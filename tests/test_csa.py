@@ -99,7 +99,7 @@ def test_consistency_loss_reaches_the_encoder():
     image = torch.rand(2, 3, 32, 32) * 2 - 1
     mask = torch.zeros(2, 1, 32, 32)
     mask[:, :, 8:24, 8:20] = 1
-    _, _, csa_feat, dec_feat = net.forward_with_features(image, mask)
+    _, _, csa_feat, dec_feat = net(image, mask, with_features=True)
     assert csa_feat.shape == dec_feat.shape == (2, 512, 4, 4)
     target = torch.randn(2, 512, 4, 4)
     consistency_loss(csa_feat, dec_feat, target, mask).backward()

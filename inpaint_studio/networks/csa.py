@@ -9,7 +9,7 @@ connections by concatenation, tanh output. Widths cnum * (1, 2, 4, 8, 8, ...).
 The consistency loss compares, against VGG-16 relu4_3 (512 channels, 1/8 resolution) of the
 ground truth, (a) the CSA layer's output and (b) the decoder features at the same resolution.
 When those features do not have 512 channels (cnum != 64), a 1x1 conv projects each to 512;
-these heads serve only the loss. :meth:`CsaGenerator.forward_with_features` returns them.
+these heads serve only the loss. ``forward(..., with_features=True)`` returns them.
 
 The optional attention block sits on the refinement U-Net's innermost features.
 """
@@ -137,20 +137,19 @@ class CsaGenerator(InpaintGenerator):
         refined, csa_out, decoder_feat = self.refine(torch.cat([composite, mask], dim=1), mask)
         return refined, csa_out, decoder_feat
 
-    def forward_with_features(
-        self, image: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(coarse, refined, csa_feat, decoder_feat)``; the features are
-        ``(B, 512, H/8, W/8)``, comparable with VGG-16 relu4_3 of the ground truth."""
+    def forward(  # type: ignore[override]
+        self, image: torch.Tensor, mask: torch.Tensor, sketch: torch.Tensor | None = None,
+        with_features: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
+        """``(coarse, refined)``; with ``with_features=True`` also ``(csa_feat, decoder_feat)``,
+        each ``(B, 512, H/8, W/8)``, comparable with VGG-16 relu4_3 of the ground truth (the
+        consistency loss). A keyword of ``forward`` rather than a separate method so that
+        training goes through wrappers (DDP, torch.compile) that only intercept ``forward``."""
         coarse = self._rough(image, mask)
         refined, csa_out, decoder_feat = self._refine(image, mask, coarse)
+        if not with_features:
+            return coarse, refined
         return coarse, refined, self.csa_head(csa_out), self.decoder_head(decoder_feat)
-
-    def forward(
-        self, image: torch.Tensor, mask: torch.Tensor, sketch: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        coarse = self._rough(image, mask)
-        return coarse, self._refine(image, mask, coarse)[0]
 
     def stages(
         self, image: torch.Tensor, mask: torch.Tensor, sketch: torch.Tensor | None = None
