@@ -51,6 +51,13 @@ def _random_flips(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(mask)
 
 
+def stroke_width(h: int, w: int, rng: np.random.Generator) -> int:
+    """Brush width in pixels for an ``h`` x ``w`` mask: ``U(12, 40)`` at 256x256, scaled by
+    the diagonal for other sizes (so strokes cover the same share of any image)."""
+    scale = math.hypot(h, w) / math.hypot(_REFERENCE_SIDE, _REFERENCE_SIDE)
+    return max(1, int(round(rng.uniform(_MIN_WIDTH, _MAX_WIDTH) * scale)))
+
+
 def free_form_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """DeepFill v2 free-form brush strokes, ``uint8 (h, w)``, 255 = hole.
 
@@ -63,7 +70,6 @@ def free_form_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     horizontally and vertically, each with probability 1/2.
     """
     _check_size(h, w)
-    scale = math.hypot(h, w) / math.hypot(_REFERENCE_SIDE, _REFERENCE_SIDE)
     radius = math.hypot(h, w) / 8
     mask = np.zeros((h, w), np.uint8)
     for _ in range(rng.integers(_MIN_STROKES, _MAX_STROKES + 1)):
@@ -80,7 +86,7 @@ def free_form_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
             x = float(np.clip(x + length * math.cos(angle), 0, w - 1))
             y = float(np.clip(y + length * math.sin(angle), 0, h - 1))
             vertices.append((int(round(x)), int(round(y))))
-        width = max(1, int(round(rng.uniform(_MIN_WIDTH, _MAX_WIDTH) * scale)))
+        width = stroke_width(h, w, rng)
         cv2.polylines(mask, [np.array(vertices, np.int32)], False, HOLE, thickness=width)
         for vx, vy in vertices:
             cv2.circle(mask, (vx, vy), width // 2, HOLE, thickness=-1)
