@@ -440,6 +440,17 @@ class Document:
             self.plane(patch.plane)[patch.rect.slices] = patch.after if after else patch.before
         self.revision += 1
 
+    def snapshot(self) -> Document:
+        """An independent copy for a background writer: the planes are copied, the history's
+        patches are shared (they are never changed in place)."""
+        if self._stroke is not None:
+            raise RuntimeError("cannot snapshot during a stroke")
+        copy = Document.__new__(Document)
+        copy.__dict__.update(self.__dict__)
+        copy.image, copy.mask, copy.sketch = self.image.copy(), self.mask.copy(), self.sketch.copy()
+        copy._undo, copy._redo = list(self._undo), list(self._redo)
+        return copy
+
     # -------------------------------------------------------------- session files
     def to_session_bytes(self) -> bytes:
         """The session as compressed npz bytes: source path, image, mask, sketch and the

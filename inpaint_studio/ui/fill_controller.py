@@ -1,0 +1,252 @@
+"""Fill from the window: engine and device selectors, submitting jobs to the worker,
+showing stages as they arrive (coarse preview, then refined), Apply / Discard, cancel, and
+the "where did this come from" attention probe."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import Callable
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QStandardItemModel
+from PySide6.QtWidgets import QComboBox, QWidget
+
+from .. import engine as engine_api
+from ..document import Document
+from ..engine import AttentionSource, FillOptions, FillRequest, FillStage
+from .canvas import CanvasView
+from .settings import Preferences
+from .worker import FillJob, FillService
+
+DEVICE_CHOICES = (("auto", "Auto"), ("cpu", "CPU"), ("gpu", "GPU"))
+
+
+def gpu_device() -> str | None:
+    """``cuda`` or ``mps`` when torch sees a GPU here, else None."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return None
+
+
+class FillController(QObject):
+    """Owns the fill state of the window.
+
+    Signals: ``status(str)`` a line for the status bar; ``result_changed(bool)`` whether an
+    unapplied result is shown (the window enables Apply / Discard); ``busy_changed(bool)``;
+    ``applied(object)`` the dirty Rect of an applied fill.
+    """
+
+    status = Signal(str)
+    result_changed = Signal(bool)
+    busy_changed = Signal(bool)
+    applied = Signal(object)
+
+    def __init__(self, canvas: CanvasView, prefs: Preferences, service: FillService,
+                 engine_lister: Callable[[str], list] | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.canvas = canvas
+        self.prefs = prefs
+        self.service = service
+        self._list = engine_lister or engine_api.list_engines
+        self.engine_box = QComboBox()
+        self.engine_box.setMinimumContentsLength(16)
+        self.engine_box.setToolTip("Fill engine: deep models and classical methods")
+        self.device_box = QComboBox()
+        self.device_box.setToolTip("Where deep models run")
+        self._gpu = gpu_device()
+        for key, text in DEVICE_CHOICES:
+            self.device_box.addItem(text, key)
+        gpu_item = self.device_box.model().item(2)
+        if self._gpu is None:
+            gpu_item.setEnabled(False)
+            gpu_item.setToolTip("No CUDA or MPS GPU is visible to PyTorch here")
+        self.device_box.setCurrentIndex(max(0, self.device_box.findData(prefs.device)))
+        self.device_box.currentIndexChanged.connect(self._device_changed)
+        self.engine_box.currentIndexChanged.connect(self._engine_changed)
+
+        self.result: FillStage | None = None
+        self.stages_seen: list[tuple[int, str]] = []  # (request id, stage name) shown
+        self.stale_dropped = 0
+        self._timings: list[str] = []
+        self._t0 = 0.0
+        service.worker.started.connect(self._on_started)
+        service.worker.stage_ready.connect(self._on_stage)
+        service.worker.failed.connect(self._on_failed)
+        service.worker.cancelled.connect(self._on_cancelled)
+        service.worker.finished.connect(self._on_finished)
+
+    # ---------------------------------------------------------------- selectors
+    @property
+    def device(self) -> str:
+        """The engine device for the selector: ``auto``, ``cpu`` or the GPU's name."""
+        choice = self.device_box.currentData() or "auto"
+        return (self._gpu or "auto") if choice == "gpu" else choice
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine_box.currentData() or ""
+
+    def refresh_engines(self) -> None:
+        """Fill the engine selector from the registry; unavailable engines are listed,
+        disabled, with the reason as tooltip."""
+        keep = self.engine_name or self.prefs.engine
+        try:
+            infos = self._list(self.device)
+        except Exception as exc:  # a broken model folder must not hide the classical engines
+            self.status.emit(f"Could not list engines: {exc}")
+            infos = []
+        self.engine_box.blockSignals(True)
+        self.engine_box.clear()
+        model: QStandardItemModel = self.engine_box.model()
+        for info in infos:
+            self.engine_box.addItem(f"{info.title}  ({info.kind})", info.name)
+            item = model.item(self.engine_box.count() - 1)
+            if info.availability:
+                item.setToolTip(info.description)
+            else:
+                item.setEnabled(False)
+                item.setToolTip(f"Unavailable: {info.availability.reason}")
+        index = self.engine_box.findData(keep)
+        if index < 0 or not model.item(index).isEnabled():
+            index = self._default_index(infos)
+        self.engine_box.setCurrentIndex(index)
+        self.engine_box.blockSignals(False)
+
+    def _default_index(self, infos: list) -> int:
+        try:
+            wanted = engine_api.default_engine_name(self.device)
+        except Exception:
+            wanted = ""
+        usable = [i for i, info in enumerate(infos) if info.availability]
+        for i in usable:
+            if infos[i].name == wanted:
+                return i
+        return usable[0] if usable else -1
+
+    def _engine_changed(self) -> None:
+        self.prefs.engine = self.engine_name
+
+    def _device_changed(self) -> None:
+        self.prefs.device = self.device_box.currentData()
+        self.refresh_engines()  # availability can depend on the device
+
+    # ---------------------------------------------------------------- fill
+    def start(self, document: Document | None, attention: bool = False) -> int | None:
+        """Submit a fill of the document's hole; returns the request id, or None (with a
+        status message) when there is nothing to fill or no engine."""
+        if document is None:
+            self.status.emit("Open a photo first.")
+            return None
+        if not document.has_hole:
+            self.status.emit("Paint over what to remove first (brush: B).")
+            return None
+        if not self.engine_name:
+            self.status.emit("No fill engine is available.")
+            return None
+        options = FillOptions(strategy=self.prefs.strategy, crop_margin=self.prefs.crop_margin,
+                              resize_limit=self.prefs.resize_limit, device=self.device,
+                              attention=attention)
+        sketch = document.sketch_in_hole()
+        request = FillRequest(document.image.copy(), document.mask.copy(),
+                              sketch if sketch.any() else None, options,
+                              request_id=self.service.next_request_id())
+        self._timings = []
+        self._t0 = time.perf_counter()
+        self.service.submit(FillJob(request, self.engine_name, self.device))
+        self.busy_changed.emit(True)
+        self.status.emit(f"Filling with {self.engine_box.currentText()}…  (Esc cancels)")
+        return request.request_id
+
+    def cancel(self) -> bool:
+        if self.service.cancel():
+            self.busy_changed.emit(False)
+            self.status.emit("Fill cancelled.")
+            return True
+        return False
+
+    def _on_started(self, request_id: int, title: str) -> None:
+        if self.service.is_current(request_id):
+            self.status.emit(f"Filling with {title}…  (Esc cancels)")
+
+    def _on_stage(self, stage: FillStage) -> None:
+        if not self.service.is_current(stage.request_id):
+            self.stale_dropped += 1  # a superseded or cancelled request
+            return
+        self.result = stage
+        self.stages_seen.append((stage.request_id, stage.name))
+        self.canvas.show_heatmap(None)
+        self.canvas.show_result(stage.image)
+        self._timings.append(f"{stage.name} {stage.seconds:.2f} s")
+        note = stage.extras.get("note")
+        tail = "  —  Apply (Enter) or Discard (Backspace); hold Tab for the original" if stage.final \
+            else "  (preview; refining…)"
+        self.status.emit(" · ".join(self._timings) + tail + (f"  [{note}]" if note else ""))
+        self.result_changed.emit(True)
+
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if self.service.is_current(request_id):
+            self.status.emit(f"Fill failed: {message}")
+
+    def _on_cancelled(self, request_id: int) -> None:
+        pass  # cancel() already told the user; a superseded job needs no message
+
+    def _on_finished(self, request_id: int) -> None:
+        if not self.service.busy:
+            self.busy_changed.emit(False)
+
+    # ---------------------------------------------------------------- result
+    @property
+    def has_result(self) -> bool:
+        return self.result is not None
+
+    def apply(self, document: Document | None) -> bool:
+        """Commit the shown result as an undoable document step."""
+        if document is None or self.result is None:
+            return False
+        self.service.cancel()  # a refining stage must not replace what was just applied
+        rect = document.apply_fill(self.result.image)
+        self._drop_result()
+        self.canvas.refresh_image(rect)
+        self.canvas.refresh_layers(rect)
+        self.applied.emit(rect)
+        self.status.emit("Fill applied. Paint a new hole to continue (Ctrl+Z undoes).")
+        return True
+
+    def discard(self) -> bool:
+        if self.result is None and not self.service.busy:
+            return False
+        self.cancel()
+        self._drop_result()
+        self.status.emit("Result discarded.")
+        return True
+
+    def _drop_result(self) -> None:
+        self.result = None
+        self.canvas.show_result(None)
+        self.result_changed.emit(False)
+
+    # ---------------------------------------------------------------- attention
+    def probe(self, x: int, y: int) -> bool:
+        """Show where the pixel ``(x, y)`` of the shown deep result borrowed from."""
+        source = self.result.extras.get("attention") if self.result is not None else None
+        if not isinstance(source, AttentionSource):
+            self.status.emit("The attention view needs a deep-model result (fill with a deep "
+                             "engine first).")
+            return False
+        heat = source.heatmap(y, x)
+        if heat is None:
+            self.canvas.show_heatmap(None)
+            self.status.emit(f"({x}, {y}) is not a filled pixel: click inside the filled hole.")
+            return False
+        self.canvas.show_heatmap(heat)
+        self.status.emit(f"Where ({x}, {y}) came from: warm = background it borrowed from.")
+        return True

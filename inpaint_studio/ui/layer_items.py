@@ -1,0 +1,111 @@
+"""Scene items of the canvas: image layers that repaint only exposed parts, the brush
+outline and the before/after divider."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import (
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsLineItem,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
+
+from ..document import Rect
+
+
+class ImageLayerItem(QGraphicsItem):
+    """Draws a QImage at scene (0, 0), one scene unit per pixel, repainting only the exposed
+    rectangle; optionally clipped to the part left of ``split_x`` (before/after view)."""
+
+    def __init__(self, image: QImage, z: float, parent: QGraphicsItem | None = None) -> None:
+        super().__init__(parent)
+        self.image = image
+        self.split_x: float | None = None
+        self.setZValue(z)
+        # exposedRect tells paint() which part needs drawing.
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+
+    def set_image(self, image: QImage) -> None:
+        self.prepareGeometryChange()
+        self.image = image
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(0, 0, self.image.width(), self.image.height())
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        exposed = option.exposedRect.intersected(self.boundingRect())
+        if self.split_x is not None:
+            exposed = exposed.intersected(QRectF(0, 0, max(0.0, self.split_x), self.image.height()))
+        if exposed.isEmpty():
+            return
+        # Whole pixels so that the smoothing filter never samples outside the image.
+        src = exposed.toAlignedRect()
+        painter.drawImage(QRectF(src), self.image, QRectF(src))
+
+    def refresh(self, rect: Rect) -> None:
+        """Schedule a repaint of ``rect`` (image pixels) after its QImage pixels changed."""
+        if not rect.empty:
+            self.update(QRectF(rect.x0, rect.y0, rect.width, rect.height))
+
+
+class BrushOutline(QGraphicsEllipseItem):
+    """A circle the size of the brush that follows the pointer (cosmetic 1 px pen, drawn in
+    black and white so it shows on any photo)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        pen = QPen(QColor(255, 255, 255, 220), 0)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+        self.setZValue(100)
+        self._inner = QGraphicsEllipseItem(self)
+        dark = QPen(QColor(0, 0, 0, 180), 0, Qt.PenStyle.DotLine)
+        dark.setCosmetic(True)
+        self._inner.setPen(dark)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+
+    def place(self, centre: QPointF, radius: float) -> None:
+        r = QRectF(centre.x() - radius, centre.y() - radius, 2 * radius, 2 * radius)
+        self.setRect(r)
+        self._inner.setRect(r)
+
+
+class DividerSignals(QObject):
+    moved = Signal(float)
+
+
+class SplitDivider(QGraphicsLineItem):
+    """Vertical before/after divider; dragging it horizontally emits ``signals.moved(x)``."""
+
+    def __init__(self, height: float, width: float) -> None:
+        super().__init__(0, 0, 0, height)
+        self.signals = DividerSignals()
+        self._width = width
+        pen = QPen(QColor(255, 255, 255), 3)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+        self.setZValue(90)
+        self.setCursor(Qt.CursorShape.SplitHCursor)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, True)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges, True)
+
+    def shape(self):  # a wider grab area than the 3 px line
+        path = QPainterPath()
+        view_scale = 1.0
+        if self.scene() and self.scene().views():
+            view_scale = max(1e-3, self.scene().views()[0].transform().m11())
+        half = 8 / view_scale
+        path.addRect(QRectF(-half, 0, 2 * half, self.line().length()))
+        return path
+
+    def itemChange(self, change, value):
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange:
+            x = min(max(0.0, value.x()), self._width)
+            return QPointF(x, 0.0)
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
+            self.signals.moved.emit(self.pos().x())
+        return super().itemChange(change, value)

@@ -1,0 +1,149 @@
+"""One persistent worker thread that owns the engines and streams fill stages as signals.
+
+The window builds a :class:`FillJob` per Fill; :class:`FillService` cancels the job before it
+(so a newer Fill supersedes an older one) and queues the new one to the worker thread.
+Engines are constructed once per (name, device) inside the worker thread and reused, so a
+model loads once. The engines' heavy work runs in torch / numpy / numba code that releases
+the GIL, which keeps the UI thread's event loop free while a fill runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from .. import engine as engine_api
+from ..engine import CancelToken, Engine, FillCancelled, FillRequest, FillStage
+
+
+@dataclass
+class FillJob:
+    """A fill to run: the request (its ``request_id`` identifies the job), the engine's
+    registry name and device (``auto`` / ``cpu`` / ``cuda`` / ``mps``)."""
+
+    request: FillRequest
+    engine_name: str
+    device: str = "auto"
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+    @property
+    def request_id(self) -> int:
+        return self.request.request_id
+
+
+class FillWorker(QObject):
+    """Lives in the worker thread; runs one job at a time in arrival order.
+
+    Signals carry the request id so the window can drop anything from a superseded job.
+    """
+
+    started = Signal(int, str)  # request id, engine title
+    stage_ready = Signal(object)  # FillStage
+    failed = Signal(int, str)  # request id, message for the user
+    cancelled = Signal(int)
+    finished = Signal(int)  # after the last signal of a job, whatever its outcome
+
+    def __init__(self, engine_getter: Callable[[str, str], Engine] | None = None) -> None:
+        super().__init__()
+        self._get = engine_getter or engine_api.get_engine
+        self._engines: dict[tuple[str, str], Engine] = {}
+
+    def _engine(self, name: str, device: str) -> Engine:
+        key = (name, device)
+        if key not in self._engines:
+            self._engines[key] = self._get(name, device)
+        return self._engines[key]
+
+    @Slot(object)
+    def run(self, job: FillJob) -> None:
+        rid = job.request_id
+        try:
+            if job.cancel.cancelled:  # superseded while it waited in the queue
+                self.cancelled.emit(rid)
+                return
+            engine = self._engine(job.engine_name, job.device)
+            self.started.emit(rid, engine.title or engine.name)
+            for stage in engine.fill(job.request, job.cancel):
+                stage.request_id = rid
+                self.stage_ready.emit(stage)
+                job.cancel.raise_if_cancelled()
+        except FillCancelled:
+            self.cancelled.emit(rid)
+        except Exception as exc:  # an engine failure must never take the app down
+            traceback.print_exc()
+            self.failed.emit(rid, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.finished.emit(rid)
+
+    @Slot()
+    def forget_engines(self) -> None:
+        """Drop constructed engines (new model files appeared); the next job reloads."""
+        self._engines.clear()
+        engine_api.clear_cache()
+
+
+class FillService(QObject):
+    """The window's handle on the worker thread: submit, cancel, shut down.
+
+    ``submit`` returns the job's request id; stages of older ids are stale by construction
+    (ids only grow), which :meth:`is_current` tells the receiver.
+    """
+
+    _queue = Signal(object)
+    _forget = Signal()
+
+    def __init__(self, engine_getter: Callable[[str, str], Engine] | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._ids = itertools.count(1)
+        self.current: FillJob | None = None
+        self.thread = QThread()
+        self.thread.setObjectName("fill-worker")
+        self.worker = FillWorker(engine_getter)
+        self.worker.moveToThread(self.thread)
+        self._queue.connect(self.worker.run)
+        self._forget.connect(self.worker.forget_engines)
+        self.worker.finished.connect(self._on_finished)
+        self.thread.start()
+
+    def next_request_id(self) -> int:
+        return next(self._ids)
+
+    def submit(self, job: FillJob) -> int:
+        """Cancel the running job (if any) and queue ``job``."""
+        self.cancel()
+        self.current = job
+        self._queue.emit(job)
+        return job.request_id
+
+    def cancel(self) -> bool:
+        """Cancel the current job; True when there was one to cancel."""
+        if self.current is None:
+            return False
+        self.current.cancel.cancel()
+        self.current = None
+        return True
+
+    @property
+    def busy(self) -> bool:
+        return self.current is not None
+
+    def is_current(self, request_id: int) -> bool:
+        return self.current is not None and self.current.request_id == request_id
+
+    def forget_engines(self) -> None:
+        self._forget.emit()
+
+    def _on_finished(self, request_id: int) -> None:
+        if self.is_current(request_id):
+            self.current = None
+
+    def shutdown(self, wait_ms: int = 5000) -> None:
+        """Cancel, stop the thread and wait for it (a running engine stage finishes first)."""
+        self.cancel()
+        self.thread.quit()
+        self.thread.wait(wait_ms)
