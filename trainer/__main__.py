@@ -1,0 +1,171 @@
+"""Command line: ``python -m trainer {train,finetune,evaluate,export} ...`` (= ``inpaint-train``).
+
+Under ``torchrun`` the same commands train with DDP, one process per GPU (or CPU process).
+User mistakes (missing folder, missing VGG weights, bad option values) end with a one-line
+``error: ...`` message and exit status 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from .config import FINETUNE_DEFAULTS, TrainConfig, add_config_options, config_from_args
+
+DESCRIPTION = """Train, fine-tune, evaluate and export Inpaint Studio models.
+
+  train     train an architecture from scratch on photo folders
+  finetune  adapt a shipped model to your own photos, then export it for the app
+  evaluate  L1/PSNR/SSIM by hole-ratio bin of a model file on photos with fixed masks
+  export    turn a training checkpoint into a .safetensors model the app loads
+
+Several GPUs: torchrun --nproc_per_node N -m trainer train ...
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inpaint-train", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train from scratch (or --resume a run)",
+                           description="Train an architecture from scratch on photo folders.")
+    add_config_options(train, skip=("init", "export"))
+
+    finetune = sub.add_parser(
+        "finetune", help="fine-tune a model file on your photos and export it",
+        description="Fine-tune a .safetensors model on your photos (fresh discriminator, lower "
+                    "learning rate, early stopping), then export the best EMA generator. "
+                    "Defaults differ from train: " +
+                    ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in FINETUNE_DEFAULTS.items()))
+    add_config_options(finetune)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="score a model file by hole-ratio bin",
+        description="Fill photos with fixed masks through the app's engine and print L1 "
+                    "(hole and image), PSNR and SSIM per hole-ratio bin.")
+    evaluate.add_argument("--model", required=True, type=Path,
+                          help="the .safetensors model file to evaluate")
+    evaluate.add_argument("--data", required=True, type=Path,
+                          help="folder of photos (never photos the model trained on)")
+    evaluate.add_argument("--masks", type=Path, default=None,
+                          help="folder of fixed masks (255 = hole); photo i gets mask i mod n; "
+                               "default: masks generated from --seed")
+    evaluate.add_argument("--pairs", type=Path, default=None,
+                          help="TSV with columns image, mask (like shared/data/eval_pairs.tsv); "
+                               "images under --data, masks under --masks (default: masks/ beside "
+                               "the TSV)")
+    evaluate.add_argument("--seed", type=int, default=0,
+                          help="seed of the generated masks (default: 0)")
+    evaluate.add_argument("--limit", type=int, default=0,
+                          help="evaluate only the first N cases (default: 0 = all)")
+    evaluate.add_argument("--device", default="auto",
+                          help="auto, cpu, cuda or mps (default: auto)")
+    evaluate.add_argument("--strategy", default="crop", choices=("crop", "resize", "full"),
+                          help="HD strategy, as in the app (default: crop)")
+    evaluate.add_argument("--json", type=Path, default=None,
+                          help="also write the per-bin and per-case figures to this JSON file")
+
+    export = sub.add_parser(
+        "export", help="checkpoint -> .safetensors model for the app",
+        description="Write the EMA generator of a checkpoint (or a run folder: its best, else "
+                    "last checkpoint) as a .safetensors model with its model card.")
+    export.add_argument("--checkpoint", required=True, type=Path,
+                        help="a checkpoint file (last.pt / best.pt) or a run folder")
+    export.add_argument("--out", type=Path, default=None,
+                        help="the .safetensors file to write (default: the user models folder, "
+                             "named after the run folder)")
+    export.add_argument("--title", default="", help="title shown in the app (default: the run's)")
+    export.add_argument("--fp32", action="store_true",
+                        help="store float32 weights (default: float16, half the size)")
+    return parser
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    from .checkpoint import load_checkpoint
+
+    if getattr(args, "resume", ""):
+        saved = TrainConfig.from_json(load_checkpoint(args.resume)["config"])
+        return config_from_args(args, base=dataclasses.replace(saved, resume=args.resume))
+    defaults = FINETUNE_DEFAULTS if args.command == "finetune" else {}
+    cfg = config_from_args(args, defaults=defaults)
+    if args.command == "finetune":
+        from inpaint_studio.weights import read_metadata
+
+        if not cfg.init:
+            raise ValueError("finetune needs --init MODEL.safetensors (the model to start from)")
+        card = read_metadata(cfg.init)
+        cfg = dataclasses.replace(cfg, arch=card.arch, gen_args=dict(card.arch_args))
+    from .recipes import get_recipe
+
+    try:
+        get_recipe(cfg.arch)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    return cfg
+
+
+def _run_training(args: argparse.Namespace) -> int:
+    from .loop import train
+
+    cfg = _train_config(args)
+    result = train(cfg)
+    print(f"{args.command}: stopped after {result.step} steps ({result.stopped}); "
+          f"best validation L1 {result.best_val_l1}; run folder {result.out_dir}")
+    if args.command == "finetune" and _is_rank0():
+        from .export import export_checkpoint
+        from .progress import append_event
+
+        card = export_checkpoint(result.out_dir, cfg.export or None, title=cfg.title,
+                                 extra_provenance={"base_model_file": Path(cfg.init).name})
+        append_event(result.out_dir, "export", result.step, path=str(card.path))
+        print(f"exported {card.path}")
+    return 0
+
+
+def _is_rank0() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_model, evaluation_pairs, write_report
+
+    pairs = evaluation_pairs(args.data, args.masks, args.pairs, seed=args.seed, limit=args.limit)
+    report = evaluate_model(args.model, pairs, device=args.device, strategy=args.strategy)
+    print(report.table())
+    if args.json:
+        write_report(report, args.json)
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import export_checkpoint
+
+    card = export_checkpoint(args.checkpoint, args.out, fp16=not args.fp32, title=args.title)
+    print(f"exported {card.path} ({card.parameter_count:,} values, {card.dtype})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from inpaint_studio.weights import WeightsError
+
+    from .checkpoint import CheckpointError
+
+    run = {"train": _run_training, "finetune": _run_training, "evaluate": _run_evaluate,
+           "export": _run_export}[args.command]
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError, CheckpointError, WeightsError) as exc:
+        # FileNotFoundError covers VGGWeightsMissing, whose message says what to supply.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,561 @@
+"""The training loop: one function, :func:`train`, for train, finetune and resume.
+
+Per step (``step`` counts generator updates): for each of the recipe's ``d_steps_per_g``
+batches, run the generator and update the discriminators on its detached output; then update
+the generator on the last batch and move the EMA copy towards it. Around that: AMP
+(autocast, plus a gradient scaler for fp16), optional ``torch.compile``, gradient clipping,
+a guard that skips any update whose gradients are not finite, DDP when launched by torchrun,
+validation of the EMA generator on a fixed set, sample grids, early stopping and atomic
+checkpoints from which ``--resume`` continues exactly (checkpoint layout: ``checkpoint.py``).
+
+Exact resume: the data order (epoch and position in it), weights, optimizer and scaler
+states and every random generator are restored. With ``--workers 0`` and ``--deterministic``
+on the CPU a run stopped and resumed ends bit-identical to an uninterrupted one; with workers,
+the order is the same and each worker's augmentation stream is reseeded per epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from inpaint_studio import networks
+from inpaint_studio.weights import load_model
+
+from .checkpoint import BEST, LAST, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .config import TrainConfig
+from .data import InpaintDataset, list_images, validation_split
+from .evaluate import batch_metrics
+from .progress import Progress, sample_grid
+from .recipes import Recipe, get_recipe
+
+# After this many consecutive skipped (non-finite) updates the run is declared diverged.
+MAX_CONSECUTIVE_NONFINITE = 50
+SAMPLE_ROWS = 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Process, device and precision
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process stands in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _start_distributed(device_pref: str) -> Distributed:
+    """Join the process group when torchrun launched us (its RANK/WORLD_SIZE/LOCAL_RANK)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    env = Distributed(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    use_cuda = torch.cuda.is_available() and device_pref != "cpu"
+    if use_cuda:
+        torch.cuda.set_device(env.local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return env
+
+
+def _pick_device(pref: str, env: Distributed) -> torch.device:
+    if pref == "auto":
+        pref = "cuda" if torch.cuda.is_available() else "cpu"
+    if pref.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"--device {pref}: no CUDA device is available here (use cpu)")
+        # Under torchrun every process drives the GPU of its local rank.
+        return torch.device("cuda", env.local_rank if env.enabled else torch.device(pref).index or 0)
+    return torch.device(pref)
+
+
+def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """bf16 on GPUs that have it, fp16 (with a scaler) on older GPUs, full precision on CPU."""
+    if amp == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+
+
+def _agree(flag: bool, env: Distributed, device: torch.device) -> bool:
+    """Rank 0's decision, on every rank (stop decisions must be collective or DDP hangs)."""
+    if not env.enabled:
+        return flag
+    t = torch.tensor([1 if flag else 0], device=device)
+    dist.broadcast(t, 0)
+    return bool(t.item())
+
+
+@contextlib.contextmanager
+def _rng_untouched() -> Iterator[None]:
+    """Validation and sampling must not shift the training's random streams (so their
+    frequency does not change the training, and resume stays exact)."""
+    state = capture_rng()
+    try:
+        yield
+    finally:
+        restore_rng(state)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data, in an order that can resume mid-epoch
+
+
+@dataclass
+class TrainingData:
+    """The training photos and the fixed, held-out validation photos."""
+
+    train: InpaintDataset
+    val: InpaintDataset
+    photo_count: int
+
+
+def _training_data(cfg: TrainConfig) -> TrainingData:
+    paths = list_images(cfg.data)
+    if len(paths) < 2:
+        raise ValueError(f"{len(paths)} photo found in {', '.join(map(str, cfg.data))}: "
+                         "need at least 2 (one is held out for validation)")
+    # A tiny personal set still keeps most photos for training.
+    n_val = max(1, min(cfg.val_count, len(paths) // 5))
+    train_paths, val_paths = validation_split(paths, n_val, cfg.seed)
+    common = dict(size=cfg.size, mask=cfg.mask, sketch_prob=cfg.sketch_prob, seed=cfg.seed)
+    return TrainingData(InpaintDataset(train_paths, train=True, **common),
+                        InpaintDataset(val_paths, train=False, **common), len(paths))
+
+
+class _ResumableSampler(Sampler[int]):
+    """``DistributedSampler`` (shuffled per epoch, sharded per rank, seeded) that can start
+    ``skip`` samples into an epoch, without loading the skipped images."""
+
+    def __init__(self, dataset_len: int, env: Distributed, seed: int):
+        self.inner = DistributedSampler(range(dataset_len), num_replicas=env.world_size,
+                                        rank=env.rank, shuffle=True, seed=seed, drop_last=True)
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.inner.set_epoch(epoch)
+        self.skip = skip
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(iter(self.inner), self.skip, None)
+
+    def __len__(self) -> int:
+        return len(self.inner) - self.skip
+
+
+def _seed_worker(worker_id: int) -> None:
+    # DataLoader seeds torch and random per worker; numpy's global generator needs it too.
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+class _Batches:
+    """Endless batches on the device; records ``epoch`` and ``batches_done`` for resume."""
+
+    def __init__(self, data: TrainingData, cfg: TrainConfig, env: Distributed,
+                 device: torch.device, epoch: int = 0, batches_done: int = 0):
+        self.sampler = _ResumableSampler(len(data.train), env, cfg.seed)
+        self.loader = DataLoader(
+            data.train, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True,
+            num_workers=cfg.workers, pin_memory=device.type == "cuda",
+            worker_init_fn=_seed_worker, persistent_workers=False,
+            generator=torch.Generator(),
+        )
+        if len(self.sampler.inner) < cfg.batch_size:
+            raise ValueError(
+                f"{len(data.train)} training photos are too few for --batch-size {cfg.batch_size}"
+                f" on {env.world_size} process(es); lower --batch-size or add photos"
+            )
+        self.dataset = data.train
+        self.cfg, self.env, self.device = cfg, env, device
+        self.epoch, self.batches_done = epoch, batches_done
+        self.skipped_files = 0  # unreadable photos met (a worker may count a file again)
+        self._it: Iterator | None = None
+
+    def _start_epoch(self) -> None:
+        self.sampler.set_epoch(self.epoch, skip=self.batches_done * self.cfg.batch_size)
+        # Crops, flips, masks and sketches are seeded by (seed, epoch, index) in the dataset;
+        # workers are started by iter() below and copy the epoch.
+        self.dataset.set_epoch(self.epoch)
+        # Workers' base seed comes from this generator: fixed per (seed, rank, epoch).
+        self.loader.generator.manual_seed(
+            (self.cfg.seed * 1_000_003 + self.env.rank) * 10_007 + self.epoch)
+        self._it = iter(self.loader)
+
+    def next(self) -> dict[str, torch.Tensor]:
+        if self._it is None:
+            self._start_epoch()
+        try:
+            batch = next(self._it)
+        except StopIteration:
+            self.epoch, self.batches_done = self.epoch + 1, 0
+            self._start_epoch()
+            batch = next(self._it)
+        self.batches_done += 1
+        self.skipped_files += int(batch.pop("skipped_files").sum())
+        fmt = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
+        return {k: v.to(self.device, non_blocking=True).contiguous(memory_format=fmt)
+                for k, v in batch.items() if torch.is_tensor(v)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Updates
+
+
+def _update(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list[nn.Parameter],
+            scaler: torch.amp.GradScaler, clip: float) -> bool:
+    """Backward, clip, step. Returns False (and changes no weight) when the gradients are not
+    finite; a fp16 scaler then also lowers its scale."""
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else math.inf)
+    finite = bool(torch.isfinite(norm))
+    if finite or scaler.is_enabled():
+        scaler.step(opt)  # an enabled scaler skips the step itself when it saw inf/NaN
+    opt.zero_grad(set_to_none=True)
+    return finite
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    e_params = [p for p in ema.parameters()]
+    m_params = [p.detach() for p in model.parameters()]
+    torch._foreach_lerp_(e_params, m_params, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def _detached(out: dict[str, Any]) -> dict[str, Any]:
+    def detach(v: Any) -> Any:
+        if torch.is_tensor(v):
+            return v.detach()
+        if isinstance(v, (tuple, list)):
+            return type(v)(detach(x) for x in v)
+        return v
+    return {k: detach(v) for k, v in out.items()}
+
+
+def _freeze_coarse(G: nn.Module) -> int:
+    frozen = 0
+    for name, p in G.named_parameters():
+        if name.startswith("coarse"):
+            p.requires_grad_(False)
+            frozen += p.numel()
+    if not frozen:
+        raise ValueError(f"--freeze-coarse: generator {G.arch!r} has no parameters named coarse*")
+    return frozen
+
+
+def _load_vgg(recipe_cls: type[Recipe], cfg: TrainConfig, device: torch.device) -> nn.Module | None:
+    if not recipe_cls.needs_vgg:
+        return None
+    from inpaint_studio.networks.vgg import VGG16Features
+
+    # VGG16Features raises VGGWeightsMissing with the message saying what to supply.
+    return VGG16Features(cfg.vgg_weights or None).to(device).eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+@torch.no_grad()
+def _validate(G: nn.Module, recipe: Recipe, val_batches: list[dict[str, torch.Tensor]],
+              autocast: Callable[[], Any]) -> tuple[dict[str, float], np.ndarray]:
+    """EMA generator on the fixed validation set: mean L1/PSNR/SSIM of the composited final
+    stage, and the sample grid of its first rows."""
+    was_training = G.training
+    G.eval()
+    scores: list[dict[str, float]] = []
+    grid = None
+    for batch in val_batches:
+        with autocast():
+            stages = recipe.run_generator(G, batch)["stages"]
+        stages = tuple(s.float() for s in stages)
+        final = stages[-1] * batch["mask"] + batch["image"] * (1 - batch["mask"])
+        scores.extend(batch_metrics(final, batch["image"]))
+        if grid is None:
+            n = min(SAMPLE_ROWS, batch["image"].shape[0])
+            grid = sample_grid(batch["image"][:n], batch["mask"][:n],
+                               tuple(s[:n] for s in stages), batch["sketch"][:n])
+    G.train(was_training)
+    metrics = {f"val_{k}": float(np.mean([s[k] for s in scores])) for k in scores[0]}
+    return metrics, grid
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class RunResult:
+    """How a run ended: its folder, last step, best validation L1, why it stopped."""
+
+    out_dir: Path
+    step: int
+    best_val_l1: float | None
+    stopped: str  # "steps", "early_stop", "time"
+
+
+def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> RunResult:
+    """Run (or continue, with ``cfg.resume``) training as ``cfg`` says.
+
+    on_step: called with the step number after each completed step (after its checkpoint);
+        an exception from it ends the run as a kill would (tests use it).
+    """
+    env = _start_distributed(cfg.device)
+    device = _pick_device(cfg.device, env)
+    out_dir = Path(cfg.out)
+    resume_state = load_checkpoint(cfg.resume, map_location="cpu") if cfg.resume else None
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    # Same initial weights on every rank (DDP also broadcasts rank 0's), then per-rank streams.
+    torch.manual_seed(cfg.seed)
+    recipe_cls = get_recipe(cfg.arch)
+    vgg = _load_vgg(recipe_cls, cfg, device)
+    recipe = recipe_cls(cfg, device, vgg)
+    base_card = None
+    if resume_state is not None:
+        G = networks.build(cfg.arch, **resume_state["arch_args"])
+    elif cfg.init:
+        G, base_card = load_model(cfg.init)
+        if G.arch != cfg.arch:
+            raise ValueError(f"--init {cfg.init} is a {G.arch} model, but --arch is {cfg.arch}")
+    else:
+        G = recipe.build_generator(cfg.gen_args)
+    D = recipe.build_discriminators()
+    G.to(device)
+    D.to(device)
+    if cfg.channels_last:
+        G.to(memory_format=torch.channels_last)
+        D.to(memory_format=torch.channels_last)
+    if cfg.freeze_coarse:
+        _freeze_coarse(G)
+    seed = cfg.seed + env.rank
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+    g_params = [p for p in G.parameters() if p.requires_grad]
+    d_params = list(D.parameters())
+    lr_g = cfg.lr_g or recipe.lr_g * cfg.lr_scale
+    lr_d = cfg.lr_d or recipe.lr_d * cfg.lr_scale
+    opt_g = torch.optim.Adam(g_params, lr=lr_g, betas=recipe.betas)
+    opt_d = torch.optim.Adam(d_params, lr=lr_d, betas=recipe.betas) if d_params else None
+    amp_dtype = _autocast_dtype(cfg.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+    def autocast() -> Any:
+        return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+    data = _training_data(cfg)
+    step, epoch, batches_done = 0, 0, 0
+    best = {"val_l1": None, "since": 0}
+    counters = {"nonfinite": 0, "images": 0, "seconds": 0.0, "skipped_files": 0}
+    ema = copy.deepcopy(G).eval().requires_grad_(False)
+    if resume_state is not None:
+        G.load_state_dict(resume_state["generator"])
+        ema.load_state_dict(resume_state["ema"])
+        D.load_state_dict(resume_state["discriminators"])
+        opt_g.load_state_dict(resume_state["opt_g"])
+        if opt_d is not None:
+            opt_d.load_state_dict(resume_state["opt_d"])
+        if resume_state["scaler"] is not None:
+            scaler.load_state_dict(resume_state["scaler"])
+        step = resume_state["step"]
+        epoch, batches_done = resume_state["data"]["epoch"], resume_state["data"]["batches_done"]
+        best, counters = resume_state["best"], resume_state["counters"]
+
+    G_run: nn.Module = DDP(G, device_ids=[device.index] if device.type == "cuda" else None) \
+        if env.enabled else G
+    D_run = nn.ModuleDict({k: DDP(v, device_ids=[device.index] if device.type == "cuda" else None)
+                           for k, v in D.items()}) if env.enabled else D
+    # The generator step needs D's gradients w.r.t. its input only, not D's weights: it calls
+    # the bare modules with frozen weights (no DDP gradient sync needed either).
+    D_frozen = nn.ModuleDict(dict(D.items()))
+    if cfg.compile:
+        G_run = torch.compile(G_run)
+        D_run = nn.ModuleDict({k: torch.compile(v) for k, v in D_run.items()})
+        D_frozen = nn.ModuleDict({k: torch.compile(v) for k, v in D_frozen.items()})
+
+    batches = _Batches(data, cfg, env, device, epoch, batches_done)
+    # The fixed validation set, read once by rank 0 (the only one that validates).
+    val_batches = [{k: v.to(device) for k, v in b.items() if k != "skipped_files"}
+                   for b in DataLoader(data.val, batch_size=cfg.batch_size)] if env.is_main else []
+    progress = Progress(out_dir, cfg.steps, first_step=step, enabled=env.is_main)
+
+    def state() -> dict[str, Any]:
+        return {
+            "step": step, "config": cfg.to_json(), "arch_args": dict(G.arch_args),
+            "generator": G.state_dict(),
+            "ema": ema.state_dict(), "discriminators": D.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict() if opt_d else None,
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+            "rng": capture_rng(), "data": {"epoch": batches.epoch,
+                                           "batches_done": batches.batches_done},
+            "best": dict(best), "counters": dict(counters),
+            "base_model": base_card.title if base_card else
+            (resume_state or {}).get("base_model", ""),
+            "photos": data.photo_count, "data_sources": [str(d) for d in cfg.data],
+            "device_name": _device_name(device), "world_size": env.world_size,
+        }
+
+    def checkpoint(name: str = LAST) -> None:
+        if env.is_main:
+            save_checkpoint(out_dir / name, state())
+            progress.event("checkpoint", step, path=str(out_dir / name))
+
+    if env.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(out_dir / "config.json")
+    progress.event("start", step, total_steps=cfg.steps, photos=data.photo_count,
+                   val_photos=len(data.val), val_skipped=data.val.bad_files, device=str(device),
+                   world_size=env.world_size,
+                   amp=str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
+                   resumed=resume_state is not None)
+    if resume_state is not None:
+        restore_rng(resume_state["rng"])  # last, so setup above draws nothing from it
+
+    stopped, consecutive_bad = "steps", 0
+    window_start, window_images = time.perf_counter(), 0
+    run_start = time.perf_counter() - counters["seconds"]
+    G.train()
+    D.train()
+    try:
+        while step < cfg.steps:
+            # Discriminator updates (the last one on the batch the generator then trains on).
+            losses: dict[str, float] = {}
+            ok = True
+            for i in range(recipe.d_steps_per_g):
+                batch = batches.next()
+                last = i == recipe.d_steps_per_g - 1
+                with autocast(), torch.set_grad_enabled(last):
+                    out = recipe.run_generator(G_run, batch)
+                if opt_d is not None:
+                    with autocast():
+                        d_loss, d_parts = recipe.d_loss(D_run, batch, _detached(out))
+                    ok &= _update(d_loss, opt_d, d_params, scaler, cfg.grad_clip)
+                    losses.update(d_parts)
+            # Generator update against frozen discriminators.
+            D.requires_grad_(False)
+            with autocast():
+                g_loss, g_parts = recipe.g_loss(D_frozen, batch, out)
+            D.requires_grad_(True)
+            g_ok = _update(g_loss, opt_g, g_params, scaler, cfg.grad_clip)
+            ok &= g_ok
+            scaler.update()
+            if g_ok:
+                # Warm-up: early on, the EMA follows the generator closely (short fine-tunes).
+                _ema_update(ema, G, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            losses.update(g_parts)
+            step += 1
+            images = cfg.batch_size * env.world_size * recipe.d_steps_per_g
+            counters["images"] += images
+            window_images += images
+
+            if batches.skipped_files:
+                counters["skipped_files"] += batches.skipped_files
+                batches.skipped_files = 0
+                # File names are known here only without workers (each worker warns itself).
+                progress.event("skipped_files", step, total=counters["skipped_files"],
+                               files=data.train.bad_files)
+            if ok:
+                consecutive_bad = 0
+            else:
+                counters["nonfinite"] += 1
+                consecutive_bad += 1
+                progress.event("nonfinite", step, skipped_total=counters["nonfinite"],
+                               losses={k: v for k, v in losses.items() if math.isfinite(v)})
+                if consecutive_bad >= MAX_CONSECUTIVE_NONFINITE:
+                    raise FloatingPointError(
+                        f"training diverged: {consecutive_bad} consecutive steps with non-finite "
+                        f"gradients (lower the learning rate or use --grad-clip)")
+
+            log_now = step % cfg.log_every == 0 or step == cfg.steps
+            elapsed = time.perf_counter() - window_start
+            progress.train_step(step, losses, opt_g.param_groups[0]["lr"], lr_d,
+                                window_images / max(elapsed, 1e-9), log=log_now)
+            if log_now:
+                window_start, window_images = time.perf_counter(), 0
+            counters["seconds"] = time.perf_counter() - run_start
+
+            is_last = step == cfg.steps
+            stop_now = False
+            if env.is_main and (cfg.val_every and step % cfg.val_every == 0 or is_last):
+                with _rng_untouched():
+                    metrics, grid = _validate(ema, recipe, val_batches, autocast)
+                progress.validation(step, metrics)
+                if cfg.sample_every:
+                    progress.sample(step, grid)
+                if best["val_l1"] is None or metrics["val_l1"] < best["val_l1"]:
+                    best = {"val_l1": metrics["val_l1"], "since": 0, **metrics}
+                    checkpoint(BEST)
+                else:
+                    best["since"] += 1
+                    if cfg.early_stop and best["since"] >= cfg.early_stop:
+                        stopped, stop_now = "early_stop", True
+                        progress.event("early_stop", step, best_val_l1=best["val_l1"])
+            elif (env.is_main and cfg.sample_every and step % cfg.sample_every == 0):
+                with _rng_untouched():
+                    _, grid = _validate(ema, recipe, val_batches[:1], autocast)
+                progress.sample(step, grid)
+            if env.is_main and cfg.max_minutes and counters["seconds"] > cfg.max_minutes * 60:
+                stopped, stop_now = "time", True
+            stop_now = _agree(stop_now, env, device)
+            if step % cfg.ckpt_every == 0 or is_last or stop_now:
+                checkpoint()
+            if on_step is not None:
+                on_step(step)
+            if stop_now:
+                break
+    except BaseException as exc:
+        progress.event("error", step, message=f"{type(exc).__name__}: {exc}")
+        progress.close()
+        raise
+    progress.event("done", step, stopped=stopped, best_val_l1=best["val_l1"],
+                   nonfinite_skipped=counters["nonfinite"],
+                   skipped_files=counters["skipped_files"], seconds=round(counters["seconds"], 1))
+    progress.close()
+    if env.enabled:
+        dist.barrier()
+    return RunResult(out_dir, step, best["val_l1"], stopped)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
