@@ -1,0 +1,181 @@
+"""Fixtures for the app's tests: a window with private settings, fake engines, and message
+boxes that record instead of blocking."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtTest import QTest
+
+from inpaint_studio import engine as engine_api
+from inpaint_studio.engine import Availability, CoreStage, Engine, EngineInfo, FillOptions
+
+COARSE_RGB = (10, 200, 10)
+REFINED_RGB = (200, 10, 200)
+
+
+class BlobAttention:
+    """Attention source of the fake engine: every hole pixel borrowed from the crop's
+    top-left 8x8 corner (crop coordinates)."""
+
+    def __init__(self, hole: np.ndarray) -> None:
+        self.hole = hole
+
+    def heatmap(self, y: int, x: int) -> np.ndarray | None:
+        if not (0 <= y < self.hole.shape[0] and 0 <= x < self.hole.shape[1]) or not self.hole[y, x]:
+            return None
+        heat = np.zeros(self.hole.shape, np.float32)
+        heat[:8, :8] = 1.0 / 64
+        return heat
+
+
+class FakeTwoStageEngine(Engine):
+    """A deep-like engine: a flat green coarse stage, ``delay`` seconds, a magenta refined
+    stage with an attention source. ``calls`` counts fills (to check the model is reused)."""
+
+    name = "fake_two_stage"
+    title = "Fake two-stage"
+    description = "test engine"
+    kind = "deep"
+    stage_names = ("coarse", "refined")
+
+    def __init__(self, delay: float = 0.3) -> None:
+        self.delay = delay
+        self.calls = 0
+
+    def fill_core(self, image, hole, sketch, options: FillOptions) -> Iterator[CoreStage]:
+        self.calls += 1
+        coarse = image.copy()
+        coarse[hole] = COARSE_RGB
+        yield CoreStage("coarse", coarse)
+        time.sleep(self.delay)  # sleeps without the GIL, like torch
+        refined = image.copy()
+        refined[hole] = REFINED_RGB
+        yield CoreStage("refined", refined, {"attention": BlobAttention(hole)} if options.attention else {})
+
+
+class BrokenEngine(Engine):
+    name = "broken"
+    title = "Broken"
+    kind = "deep"
+
+    def availability(self) -> Availability:
+        return Availability(False, "no trained weights for this architecture")
+
+    def fill_core(self, image, hole, sketch, options):
+        raise AssertionError("an unavailable engine must never run")
+
+
+@dataclass
+class FakeEngines:
+    """What the window sees instead of the registry: the fake engines plus the real
+    classical ones."""
+
+    fake: FakeTwoStageEngine = field(default_factory=FakeTwoStageEngine)
+    broken: BrokenEngine = field(default_factory=BrokenEngine)
+    constructed: list[str] = field(default_factory=list)
+
+    def _mine(self) -> dict[str, Engine]:
+        return {self.fake.name: self.fake, self.broken.name: self.broken}
+
+    def list(self, device: str) -> list[EngineInfo]:
+        infos = [EngineInfo(e.name, e.title, e.description, e.kind, e.availability())
+                 for e in self._mine().values()]
+        return infos + [i for i in engine_api.list_engines(device) if i.kind == "classical"]
+
+    def get(self, name: str, device: str) -> Engine:
+        self.constructed.append(name)
+        return self._mine().get(name) or engine_api.get_engine(name, device)
+
+
+@dataclass
+class Dialogs:
+    """Message boxes shown during a test: (kind, title, text)."""
+
+    shown: list[tuple[str, str, str]] = field(default_factory=list)
+    answer_yes: bool = True
+
+    def titles(self) -> list[str]:
+        return [title for _, title, _ in self.shown]
+
+
+@pytest.fixture
+def dialogs(monkeypatch) -> Dialogs:
+    """Replace every message box the app uses so that no test blocks on one."""
+    from inpaint_studio.ui import dialogs as ui_dialogs
+
+    record = Dialogs()
+
+    def warning(parent, title, text):
+        record.shown.append(("warning", title, text))
+
+    def confirm(parent, title, text, yes_text="Yes"):
+        record.shown.append(("confirm", title, text))
+        return record.answer_yes
+
+    def question(parent, title, text, *args, **kwargs):
+        record.shown.append(("question", title, text))
+        from PySide6.QtWidgets import QMessageBox
+
+        return QMessageBox.StandardButton.Yes if record.answer_yes else QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(ui_dialogs.QMessageBox, "warning", staticmethod(warning))
+    monkeypatch.setattr(ui_dialogs.QMessageBox, "question", staticmethod(question))
+    monkeypatch.setattr(ui_dialogs, "confirm", confirm)
+    # files.py imported confirm by name
+    from inpaint_studio.ui import files
+
+    monkeypatch.setattr(files, "confirm", confirm)
+    return record
+
+
+@pytest.fixture
+def settings(tmp_path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def engines() -> FakeEngines:
+    return FakeEngines()
+
+
+@pytest.fixture
+def window(qtbot, settings, engines, dialogs, data_dir):
+    from inpaint_studio.ui.main_window import MainWindow
+
+    win = MainWindow(settings=settings, engine_lister=engines.list, engine_getter=engines.get)
+    qtbot.addWidget(win)
+    win.resize(900, 700)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.service.shutdown()
+    win.autosaver.wait()
+
+
+@pytest.fixture
+def photo_file(tmp_path, photo):
+    from inpaint_studio import imageio
+
+    path = tmp_path / "photo.png"
+    imageio.save_image(path, photo)
+    return path
+
+
+def view_point(window, x: float, y: float) -> QPoint:
+    """Viewport position of image pixel ``(x, y)``."""
+    return window.canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))
+
+
+def drag(window, points: list[tuple[float, float]], button=Qt.MouseButton.LeftButton) -> None:
+    """Press at the first image point, move through the rest, release at the last."""
+    viewport = window.canvas.viewport()
+    QTest.mousePress(viewport, button, Qt.KeyboardModifier.NoModifier, view_point(window, *points[0]))
+    for p in points[1:]:
+        QTest.mouseMove(viewport, view_point(window, *p))
+    QTest.mouseRelease(viewport, button, Qt.KeyboardModifier.NoModifier, view_point(window, *points[-1]))
