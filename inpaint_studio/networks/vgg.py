@@ -85,7 +85,8 @@ class VGG16Features(nn.Module):
         convs = {index: (cin, cout) for index, cin, cout in _CONVS}
         for index in range(max(LAYERS.values()) + 1):
             if index in convs:
-                layers.append(nn.Conv2d(*convs[index], kernel_size=3, padding=1))
+                # On the meta device: the file's weights replace them, so skip the random init.
+                layers.append(nn.Conv2d(*convs[index], kernel_size=3, padding=1, device="meta"))
             elif index in _POOLS:
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
@@ -113,7 +114,7 @@ class VGG16Features(nn.Module):
         ]
         if wrong:
             raise ValueError(f"{path} has VGG-16 keys of the wrong shape: {'; '.join(wrong)}")
-        self.load_state_dict({k: state[k].float() for k in own})
+        self.load_state_dict({k: state[k].float() for k in own}, assign=True)
 
     def train(self, mode: bool = True) -> VGG16Features:
         """Stay in eval mode whatever a parent module asks (the extractor is frozen)."""
