@@ -28,9 +28,10 @@ import struct
 import threading
 import warnings
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Iterator, Union
 
 import cv2
 import numpy as np
@@ -110,51 +111,43 @@ def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedIm
         raise ImageLoadError(f"cannot load {path}: {_reason(exc)}") from exc
 
 
-class _open_within_limit:
+@contextmanager
+def _open_within_limit(path: Path, max_pixels: int) -> Iterator[Image.Image]:
     """``Image.open`` whose decompression-bomb limit is ``max_pixels`` for this call only.
 
     Pillow reads its limit from a module global at open time; holding a lock while it is
     swapped keeps concurrent loads (app worker, batch CLI) from seeing each other's limit.
-    The size check itself is ours, so the message names both numbers.
+    The size check itself is ours, so the message names both numbers. Opening reads only
+    the header, so nothing is decoded before the check.
     """
+    with _PIXEL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            with warnings.catch_warnings():
+                # Pillow warns between 1x and 2x its limit; our own check below refuses those.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(path)
+        except Image.DecompressionBombError:
+            raise ImageLoadError(_over_limit(path, *_header_size(path), max_pixels)) from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    with image:
+        if image.width * image.height > max_pixels:
+            raise ImageLoadError(_over_limit(path, image.width, image.height, max_pixels))
+        yield image
 
-    def __init__(self, path: Path, max_pixels: int) -> None:
-        self.path = path
-        self.max_pixels = max_pixels
-        self.image: Image.Image | None = None
 
-    def __enter__(self) -> Image.Image:
-        with _PIXEL_LIMIT_LOCK:
-            saved = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = self.max_pixels
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                    self.image = Image.open(self.path)
-            except Image.DecompressionBombError:
-                w, h = _header_size(self.path)
-                raise ImageLoadError(self._over_limit(w, h)) from None
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
-        w, h = self.image.size
-        if w * h > self.max_pixels:
-            self.image.close()
-            raise ImageLoadError(self._over_limit(w, h))
-        return self.image
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.image is not None:
-            self.image.close()
-
-    def _over_limit(self, w: int, h: int) -> str:
-        return (
-            f"cannot load {self.path}: {w}x{h} = {w * h:,} pixels is over the limit of "
-            f"{self.max_pixels:,} pixels (a decompression bomb or a photo too large to edit)"
-        )
+def _over_limit(path: Path, w: int, h: int, max_pixels: int) -> str:
+    return (
+        f"cannot load {path}: {w}x{h} = {w * h:,} pixels is over the limit of "
+        f"{max_pixels:,} pixels (a decompression bomb or a photo too large to edit)"
+    )
 
 
 def _header_size(path: Path) -> tuple[int, int]:
-    """Width and height from the header, read with Pillow's own limit switched off."""
+    """Width and height from the header, read with Pillow's own limit switched off
+    (called with ``_PIXEL_LIMIT_LOCK`` held)."""
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
@@ -286,7 +279,8 @@ def _read_high_bit(path: Path, im: Image.Image, fmt: str) -> np.ndarray | None:
 
 def _is_16_bit(path: Path, im: Image.Image, fmt: str) -> bool:
     if fmt == "TIFF":
-        return 16 in tuple(im.tag_v2.get(258, ()))  # BitsPerSample
+        bits = im.tag_v2.get(258, ())  # BitsPerSample: one entry per sample, or a single int
+        return 16 in (bits if isinstance(bits, tuple) else (bits,))
     with open(path, "rb") as f:
         header = f.read(26)  # signature, IHDR length/type, width, height, bit depth
     return len(header) == 26 and header[24] == 16

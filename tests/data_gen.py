@@ -9,6 +9,7 @@ can tell "converted through the profile" from "converted by the plain formula".
 from __future__ import annotations
 
 import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -93,3 +94,18 @@ def write_16bit(path: Path, samples: np.ndarray) -> None:
     ok, data = cv2.imencode(path.suffix, samples)
     assert ok
     path.write_bytes(data.tobytes())
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A few-hundred-byte gray PNG whose header claims ``width`` x ``height`` pixels and whose
+    data would decompress to all of them (one filter byte + zero row, repeated)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    compressor = zlib.compressobj(9)
+    row = b"\0" * (1 + (width + 7) // 8)  # 1-bit gray rows
+    data = b"".join(compressor.compress(row) for _ in range(min(height, 64)))
+    data += compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")

@@ -44,8 +44,10 @@ class BrokenFake(TwoStageFake):
 
 @pytest.fixture(autouse=True)
 def fake_engines(monkeypatch):
-    """Registers the fakes for one test only and makes them the default engine."""
+    """Registers the fakes for one test only and makes them the default engine; deep-model
+    discovery is switched off so these tests never import torch."""
     monkeypatch.setattr(registry, "_CACHE", {})
+    monkeypatch.setattr(registry, "_deep_engines", lambda device: [])
     monkeypatch.setitem(registry._FACTORIES, "fake", TwoStageFake)
     monkeypatch.setitem(registry._FACTORIES, "broken", BrokenFake)
     monkeypatch.setattr(cli, "default_engine_name", lambda device="auto": "fake")
