@@ -1,0 +1,192 @@
+"""DeepFill v2 generator (Yu et al., "Free-Form Image Inpainting with Gated Convolution", 2019).
+
+Two stages, both fully gated-convolutional:
+
+* coarse net: encoder to 1/4 resolution, four dilated convs (rates 2, 4, 8, 16), decoder;
+  input = masked RGB, ones, mask and (with ``use_sketch``) sketch * mask: ``(B, 5|6, H, W)``.
+* refine net: input = the coarse output composited into the known pixels ``(B, 3, H, W)``;
+  a dilated-conv branch ("hallucination") and a contextual-attention branch, each at 1/4
+  resolution with 4 * cnum / 2 channels, concatenated and decoded.
+
+Widths follow the reference, whose ``cnum`` counts conv outputs before gating: features are
+``cnum/2``, ``cnum`` and ``2*cnum`` channels (24/48/96 at the default 48), ~4.1 M parameters.
+Padding is zero "same" padding; the reference's TF "SAME" pads stride-2 convs on the bottom
+and right only, so converted TF weights would be off by half a pixel (ours are trained here).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers.attention import build_attention
+from ..layers.contextual import AttentionCapture, ContextualAttention
+from ..layers.gated import GatedConv2d, GatedUpConv2d
+from .base import InpaintGenerator
+from .registry import register_generator
+
+#: Resolution of the contextual-attention features relative to the image.
+ATTENTION_STRIDE = 4
+
+
+def _dilated_stack(ch: int) -> list[nn.Module]:
+    return [GatedConv2d(ch, ch, 3, dilation=rate) for rate in (2, 4, 8, 16)]
+
+
+def _decoder(in_ch: int, cnum: int) -> nn.Sequential:
+    """1/4 resolution ``(B, in_ch, H/4, W/4)`` -> image ``(B, 3, H, W)`` in [-1, 1]."""
+    c1, c2, c4 = cnum // 2, cnum, 2 * cnum
+    return nn.Sequential(
+        GatedConv2d(in_ch, c4, 3),
+        GatedConv2d(c4, c4, 3),
+        GatedUpConv2d(c4, c2),
+        GatedConv2d(c2, c2, 3),
+        GatedUpConv2d(c2, c1),
+        GatedConv2d(c1, c1 // 2, 3),
+        nn.Conv2d(c1 // 2, 3, 3, padding=1),  # plain output conv, as in the reference
+        nn.Tanh(),
+    )
+
+
+class CoarseNet(nn.Module):
+    """``(B, in_ch, H, W)`` network input -> coarse image ``(B, 3, H, W)`` in [-1, 1]."""
+
+    def __init__(self, in_ch: int, cnum: int) -> None:
+        super().__init__()
+        c1, c2, c4 = cnum // 2, cnum, 2 * cnum
+        self.encoder = nn.Sequential(
+            GatedConv2d(in_ch, c1, 5),
+            GatedConv2d(c1, c2, 3, stride=2),
+            GatedConv2d(c2, c2, 3),
+            GatedConv2d(c2, c4, 3, stride=2),
+            GatedConv2d(c4, c4, 3),
+            GatedConv2d(c4, c4, 3),
+            *_dilated_stack(c4),
+        )
+        self.decoder = _decoder(c4, cnum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+class RefineNet(nn.Module):
+    """Composited image ``(B, 3, H, W)`` and mask ``(B, 1, H, W)`` -> refined image in [-1, 1].
+
+    attention: optional feature-attention block (``layers.attention``) on the concatenated
+    branch features before decoding; None keeps the reference architecture.
+    """
+
+    def __init__(self, cnum: int, attention: str | None = None) -> None:
+        super().__init__()
+        c1, c2, c4 = cnum // 2, cnum, 2 * cnum
+        self.hallucination = nn.Sequential(
+            GatedConv2d(3, c1, 5),
+            GatedConv2d(c1, c1, 3, stride=2),
+            GatedConv2d(c1, c2, 3),
+            GatedConv2d(c2, c2, 3, stride=2),
+            GatedConv2d(c2, c4, 3),
+            GatedConv2d(c4, c4, 3),
+            *_dilated_stack(c4),
+        )
+        self.attention_encoder = nn.Sequential(
+            GatedConv2d(3, c1, 5),
+            GatedConv2d(c1, c1, 3, stride=2),
+            GatedConv2d(c1, c2, 3),
+            GatedConv2d(c2, c4, 3, stride=2),
+            GatedConv2d(c4, c4, 3),
+            GatedConv2d(c4, c4, 3, activation="relu"),
+        )
+        self.contextual = ContextualAttention(ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0)
+        self.attention_decoder = nn.Sequential(GatedConv2d(c4, c4, 3), GatedConv2d(c4, c4, 3))
+        self.merge_attention = build_attention(attention, 2 * c4)
+        self.decoder = _decoder(2 * c4, cnum)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hallucinated = self.hallucination(x)
+        features = self.attention_encoder(x)
+        # any hole pixel in a 4x4 block makes the feature pixel a hole (see ContextualAttention)
+        feature_mask = F.max_pool2d(mask, ATTENTION_STRIDE)
+        borrowed = self.attention_decoder(self.contextual(features, features, feature_mask))
+        return self.decoder(self.merge_attention(torch.cat([hallucinated, borrowed], dim=1)))
+
+
+@register_generator(
+    "deepfill_v2",
+    "DeepFill v2 (Yu et al. 2019): gated convolutions, contextual attention, optional sketch "
+    "guidance; coarse then refined",
+)
+class DeepFillV2Generator(InpaintGenerator):
+    """DeepFill v2; see the module docstring. Tensor conventions: ``networks.base``.
+
+    cnum: the reference's base width (conv outputs before gating); 48 gives ~4.1 M parameters.
+    use_sketch: take a sketch channel (sketch * mask; zeros when no sketch is given).
+    attention: optional feature-attention block name for the refine net (``se``, ``cbam``,
+        ``danet``; see ``layers.attention``), None for the reference architecture.
+    """
+
+    stage_names = ("coarse", "refined")
+    multiple = 8
+
+    def __init__(self, cnum: int = 48, use_sketch: bool = True, attention: str | None = None) -> None:
+        super().__init__()
+        if cnum < 4 or cnum % 4:
+            raise ValueError(f"cnum must be a positive multiple of 4, got {cnum}")
+        self.uses_sketch = bool(use_sketch)
+        self.coarse_net = CoarseNet(6 if use_sketch else 5, cnum)
+        self.refine_net = RefineNet(cnum, attention)
+
+    # ------------------------------------------------------------------ attention capture
+
+    def capture_attention(self, topk: int) -> None:
+        """Keep, on every later forward, the ``topk`` heaviest background cells of each query
+        (0 turns capture off). Read them with :meth:`attention_source`."""
+        if topk < 0:
+            raise ValueError(f"topk must be >= 0, got {topk}")
+        self.refine_net.contextual.capture_topk = int(topk)
+
+    def attention_source(self) -> AttentionCapture | None:
+        """The captured attention of the last forward, in matching-grid coordinates: image
+        pixel ``(Y, X)`` is grid cell ``(Y // 8, X // 8)`` (features at 1/4, rate 2)."""
+        return self.refine_net.contextual.last_capture
+
+    # ------------------------------------------------------------------ forward
+
+    def _check(self, image: torch.Tensor, mask: torch.Tensor, sketch: torch.Tensor | None) -> None:
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
+        b, _, h, w = image.shape
+        if h % self.multiple or w % self.multiple:
+            raise ValueError(f"image size {h}x{w} is not a multiple of {self.multiple}")
+        if tuple(mask.shape) != (b, 1, h, w):
+            raise ValueError(f"mask must be ({b}, 1, {h}, {w}), got {tuple(mask.shape)}")
+        if sketch is not None and tuple(sketch.shape) != (b, 1, h, w):
+            raise ValueError(f"sketch must be ({b}, 1, {h}, {w}) or None, got {tuple(sketch.shape)}")
+
+    def coarse(self, image: torch.Tensor, mask: torch.Tensor, sketch: torch.Tensor | None = None) -> torch.Tensor:
+        """The coarse stage: raw ``(B, 3, H, W)`` in [-1, 1]."""
+        self._check(image, mask, sketch)
+        parts = [image * (1 - mask), torch.ones_like(mask), mask]
+        if self.uses_sketch:
+            parts.append(torch.zeros_like(mask) if sketch is None else sketch * mask)
+        return self.coarse_net(torch.cat(parts, dim=1))
+
+    def refine(self, image: torch.Tensor, mask: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        """The refined stage from the coarse one: raw ``(B, 3, H, W)`` in [-1, 1]."""
+        return self.refine_net(coarse * mask + image * (1 - mask), mask)
+
+    def forward(
+        self, image: torch.Tensor, mask: torch.Tensor, sketch: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        coarse = self.coarse(image, mask, sketch)
+        return coarse, self.refine(image, mask, coarse)
+
+    def stages(
+        self, image: torch.Tensor, mask: torch.Tensor, sketch: torch.Tensor | None = None
+    ) -> Iterator[tuple[str, torch.Tensor]]:
+        """Yield the coarse stage before the refine net runs, then the refined stage."""
+        coarse = self.coarse(image, mask, sketch)
+        yield "coarse", coarse
+        yield "refined", self.refine(image, mask, coarse)
