@@ -474,3 +474,34 @@ def test_changed_model_file_is_picked_up_after_clear_cache(tiny_arch, data_dir):
     save_model(path, build(tiny_arch), metadata={"title": "second version"})
     clear_cache()
     assert get_engine("m", device="cpu").title == "second version"
+
+
+# --- the real DeepFill v2 -------------------------------------------------------------------
+
+
+def test_deepfill_v2_file_fills_through_get_engine_with_attention(data_dir, rng):
+    clear_cache()
+    torch.manual_seed(0)
+    save_model(paths.user_models_dir() / "deepfill_v2_small.safetensors", build("deepfill_v2", cnum=8),
+               metadata={"title": "DeepFill v2 (test, random weights)"})
+    engine = get_engine("deepfill_v2_small", device="cpu")
+    assert engine.stage_names == ("coarse", "refined") and engine.working_size == deep.DEFAULT_WORKING_SIZE
+    image = rng.integers(0, 256, (64, 72, 3), dtype=np.uint8)
+    mask = box_mask(64, 72, 20, 44, 24, 48)
+    sketch = np.zeros_like(mask)
+    sketch[30, 24:48] = 255
+    request = FillRequest(image, mask, sketch, options=FillOptions(strategy="full", attention=True))
+    coarse, refined = engine.fill(request)
+    assert (coarse.name, refined.name) == ("coarse", "refined")
+    keep = outside_dilated(mask)
+    for stage in (coarse, refined):
+        assert stage.image.shape == image.shape
+        assert np.array_equal(stage.image[keep], image[keep])
+    heat = refined.extras["attention"].heatmap(32, 36)
+    assert heat.shape == mask.shape and heat.sum() == pytest.approx(1.0, abs=1e-4)
+    # A key whose 3x3 grid neighbourhood touches a hole cell is invalid: the hole covers grid
+    # cells rows 2..5, cols 3..5 (8 px each), so cells rows 1..6, cols 2..6 get no weight.
+    assert heat[8:56, 16:56].sum() == pytest.approx(0.0, abs=1e-6)
+    assert heat[:8].sum() + heat[56:].sum() + heat[:, :16].sum() + heat[:, 56:].sum() > 0.99
+    assert refined.extras["attention"].heatmap(2, 2) is None
+    assert not [n for n in list_engines("cpu") if n.name == "deepfill_v2" and n.availability.ok]

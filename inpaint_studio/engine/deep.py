@@ -140,12 +140,13 @@ class PixelAttention:
 
     DeepFill-style contextual attention matches on a grid coarser than the crop (image px ->
     feature px (/4) -> rate-downscaled grid (/2), so one grid cell covers 8x8 px); the grid
-    source's ``heatmap(gy, gx)`` returns ``float32 (gh, gw)``. A pixel maps to the cell that
-    contains it, and the cell map spreads evenly over the pixels each cell covers, so the
-    result still sums to 1.
+    source has ``grid_shape`` ``(gh, gw)`` and ``heatmap(gy, gx)`` returning ``float32
+    (gh, gw)`` (e.g. :class:`inpaint_studio.layers.contextual.AttentionCapture`). A pixel maps
+    to the cell that contains it (``gy = y * gh // h``), and each cell's weight spreads evenly
+    over the pixels it covers, so the pixel map still sums to 1.
 
     grid_source: the generator's ``attention_source()``.
-    hole: ``bool (h, w)`` crop hole; pixels outside it have no attention (None).
+    hole: ``bool (h, w)`` crop hole; pixels outside it were not filled (None).
     """
 
     def __init__(self, grid_source: Any, hole: np.ndarray):
@@ -153,20 +154,15 @@ class PixelAttention:
         self._hole = hole
 
     def heatmap(self, y: int, x: int) -> np.ndarray | None:
+        """``float32 (h, w)`` over the crop, or None when ``(y, x)`` is not a hole pixel."""
         h, w = self._hole.shape
         if not (0 <= y < h and 0 <= x < w) or not self._hole[y, x]:
             return None
-        grid_shape = getattr(self._grid, "grid_shape", None)
-        if grid_shape is None:
-            probe = self._grid.heatmap(0, 0)
-            grid_shape = probe.shape if probe is not None else None
-        gh, gw = grid_shape if grid_shape is not None else (h, w)
-        cells = self._grid.heatmap(min(gh - 1, y * gh // h), min(gw - 1, x * gw // w))
+        gh, gw = self._grid.grid_shape
+        cells = self._grid.heatmap(y * gh // h, x * gw // w)
         if cells is None:
             return None
-        cells = np.asarray(cells, dtype=np.float32)
-        gh, gw = cells.shape
-        pixels = cv2.resize(cells, (w, h), interpolation=cv2.INTER_NEAREST)
+        pixels = cv2.resize(np.asarray(cells, dtype=np.float32), (w, h), interpolation=cv2.INTER_NEAREST)
         total = float(pixels.sum())
         return pixels / total if total > 0 else pixels
 
