@@ -326,10 +326,11 @@ class MainWindow(QMainWindow):
         dialog.finished_training.connect(self._on_training_done)
         dialog.show()
 
-    def _on_training_done(self) -> None:
+    def _on_training_done(self, exit_code: int) -> None:
         self.service.forget_engines()
         self.fill.refresh_engines()
-        self.show_status("Fine-tuning finished: the engine list is refreshed.")
+        self.show_status("Fine-tuning finished: the engine list is refreshed." if exit_code == 0
+                         else "Fine-tuning stopped; the engine list is refreshed.")
 
     # ------------------------------------------------------------------ session
     def offer_restore(self) -> bool:
