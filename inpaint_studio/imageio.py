@@ -428,15 +428,15 @@ def save_image(
 
 
 def _choose_format(path: Path, format: str | None, like: LoadedImage | None) -> str:
+    """``format`` if given, else the path's extension, else the original's, else PNG."""
+    Image.init()  # registers every plugin's extensions and writers
     if format:
         name = format.upper()
     else:
-        Image.init()
         name = Image.registered_extensions().get(path.suffix.lower()) or (
             like.format if like is not None else "PNG"
         )
     name = _FORMAT_ALIASES.get(name, name)
-    Image.init()
     if name not in Image.SAVE:
         raise ValueError(f"cannot save {path.name}: unknown or read-only image format {name!r}")
     return name
