@@ -1,0 +1,156 @@
+"""The model zoo as a whole: every registered generator runs at 64x64 and 256x256, every
+zoo recipe's losses are finite and train the networks, the attention option works in every
+zoo generator, and the DeepFill v1 local-critic crops and discount weights are right."""
+
+from __future__ import annotations
+
+import math
+import types
+
+import pytest
+import torch
+
+from inpaint_studio import networks
+from inpaint_studio.networks import build, generator_names
+
+# Cheap arguments per architecture (defaults for any architecture not listed).
+SMALL_ARGS = {
+    "deepfill_v1": {"cnum": 8},
+    "deepfill_v2": {"cnum": 8},
+    "csa": {"cnum": 8, "depth": 6},
+    "pconv": {"cnum": 8, "depth": 6},
+}
+ZOO_RECIPES = ("deepfill_v1", "csa", "pconv")
+ZOO_ARGS_64 = {"deepfill_v1": {"cnum": 8}, "csa": {"cnum": 8, "depth": 4}, "pconv": {"cnum": 8, "depth": 4}}
+
+
+def _batch(b: int, size: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(b, 3, size, size, generator=g) * 2 - 1
+    mask = torch.zeros(b, 1, size, size)
+    mask[0, :, size // 8: size // 2, size // 4: size * 3 // 4] = 1
+    mask[-1, :, size // 2: size * 7 // 8, size // 8: size // 3] = 1
+    return {"image": image, "mask": mask, "sketch": torch.zeros(b, 1, size, size)}
+
+
+@pytest.mark.parametrize("name", generator_names())
+@pytest.mark.parametrize("size", [64, 256])
+def test_every_registered_generator_runs_without_nan(name, size):
+    torch.manual_seed(0)
+    net = build(name, **SMALL_ARGS.get(name, {})).eval()
+    batch = _batch(1, size)
+    with torch.no_grad():
+        outs = net(batch["image"], batch["mask"], batch["sketch"])
+    assert len(outs) == len(net.stage_names)
+    for out in outs:
+        assert out.shape == (1, 3, size, size)
+        assert torch.isfinite(out).all()
+        assert out.min() >= -1.0 and out.max() <= 1.0
+
+
+@pytest.mark.parametrize("name", [n for n in ZOO_RECIPES if n in generator_names()])
+@pytest.mark.parametrize("attention", ["se", "cbam", "danet"])
+def test_zoo_generators_take_an_attention_block(name, attention):
+    torch.manual_seed(0)
+    net = build(name, attention=attention, **ZOO_ARGS_64[name])
+    assert any(type(m).__name__ in ("SqueezeExcitation", "CBAM", "DualAttention") for m in net.modules())
+    batch = _batch(2, 64)
+    outs = net(batch["image"], batch["mask"])
+    sum(o.mean() for o in outs).backward()
+    assert all(torch.isfinite(o).all() for o in outs)
+
+
+@pytest.fixture(scope="module")
+def random_vgg(tmp_path_factory):
+    """A VGG-16 with random weights in torchvision's naming (no ImageNet file in tests)."""
+    from safetensors.torch import save_file
+
+    from inpaint_studio.networks.vgg import _CONVS, VGG16Features
+
+    g = torch.Generator().manual_seed(0)
+    state = {}
+    for index, cin, cout in _CONVS:
+        state[f"features.{index}.weight"] = torch.randn(cout, cin, 3, 3, generator=g) * math.sqrt(2 / (9 * cin))
+        state[f"features.{index}.bias"] = torch.zeros(cout)
+    path = tmp_path_factory.mktemp("vgg") / "vgg16_random.safetensors"
+    save_file(state, str(path))
+    return VGG16Features(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ZOO_RECIPES)
+def test_recipe_losses_are_finite_and_reach_every_network(arch, random_vgg):
+    if arch not in generator_names():
+        pytest.skip(f"{arch} generator not available")
+    from trainer.recipes import get_recipe
+
+    torch.manual_seed(0)
+    cfg = types.SimpleNamespace(size=64)
+    recipe = get_recipe(arch)(cfg, torch.device("cpu"), random_vgg if get_recipe(arch).needs_vgg else None)
+    G = recipe.build_generator(ZOO_ARGS_64[arch])
+    D = recipe.build_discriminators()
+    batch = _batch(2, 64)
+
+    if len(D):
+        with torch.no_grad():
+            out = recipe.run_generator(G, batch)
+        d_loss, d_parts = recipe.d_loss(D, batch, out)
+        assert torch.isfinite(d_loss) and all(math.isfinite(float(v)) for v in d_parts.values())
+        d_loss.backward()
+        for name, d in D.items():
+            grads = [p.grad for p in d.parameters() if p.requires_grad]
+            assert any(g is not None and g.abs().sum() > 0 for g in grads), name
+        D.zero_grad()
+
+    out = recipe.run_generator(G, batch)
+    assert len(out["stages"]) == len(G.stage_names)
+    g_loss, g_parts = recipe.g_loss(D, batch, out)
+    assert torch.isfinite(g_loss) and all(math.isfinite(float(v)) for v in g_parts.values())
+    g_loss.backward()
+    first = next(p for p in G.parameters() if p.requires_grad)
+    assert first.grad is not None and first.grad.abs().sum() > 0
+
+
+def test_pconv_recipe_freezes_encoder_bn_when_asked(random_vgg):
+    from trainer.recipes import get_recipe
+
+    cfg = types.SimpleNamespace(size=64, freeze_enc_bn=True)
+    G = get_recipe("pconv")(cfg, torch.device("cpu"), random_vgg).build_generator({"cnum": 8, "depth": 4})
+    G.train()
+    assert not G.encoder[1].norm.training and G.decoder[0].norm.training
+
+
+def test_hole_boxes_and_crops_follow_each_samples_hole():
+    from trainer.recipes.deepfill_v1 import crop_resize, hole_boxes
+
+    mask = torch.zeros(3, 1, 16, 16)
+    mask[0, :, 2:6, 3:11] = 1
+    mask[1, :, 9, 1] = 1
+    mask[1, :, 12, 14] = 1  # free-form: two blobs, one box around both
+    boxes = hole_boxes(mask)
+    assert boxes.tolist() == [[2, 3, 6, 11], [9, 1, 13, 15], [0, 0, 16, 16]]
+    image = torch.arange(256.0).view(1, 1, 16, 16).repeat(3, 1, 1, 1)
+    square = torch.tensor([[4.0, 4.0, 12.0, 12.0]] * 3)
+    crop = crop_resize(image, square, 8, mode="nearest")
+    assert torch.equal(crop[0, 0], image[0, 0, 4:12, 4:12])
+    half = crop_resize(image, torch.tensor([[0.0, 0.0, 16.0, 16.0]] * 3), 8)
+    # Bilinear halving at pixel-edge alignment averages 2x2 blocks.
+    assert torch.allclose(half[0, 0], image[0, 0].view(8, 2, 8, 2).mean(dim=(1, 3)))
+
+
+def test_spatial_discount_weights_match_gamma_power_distance():
+    from trainer.losses import spatial_discount
+
+    mask = torch.zeros(1, 1, 5, 7)
+    mask[0, 0, 1:4, 1:6] = 1
+    w = spatial_discount(mask, gamma=0.9)
+    assert w[0, 0, 0, 0] == 1.0  # known
+    assert w[0, 0, 2, 1].item() == pytest.approx(0.9)  # next to the known column 0
+    assert w[0, 0, 2, 3].item() == pytest.approx(0.9**2, rel=1e-4)  # centre: 2 px from known
+
+
+def test_deepfill_v1_recipe_rejects_sizes_its_local_critic_cannot_take():
+    from trainer.recipes import get_recipe
+
+    with pytest.raises(ValueError, match="multiple of 32"):
+        get_recipe("deepfill_v1")(types.SimpleNamespace(size=72), torch.device("cpu"), None)
