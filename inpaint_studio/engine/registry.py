@@ -58,16 +58,21 @@ def _deep_engines(device: str) -> list[Engine]:
     return discover_deep_engines(device=device)
 
 
+def _classical(name: str) -> Engine:
+    """The cached instance of the classical engine registered as ``name``."""
+    key = (name, "any")
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _FACTORIES[name]()
+        return _CACHE[key]
+
+
 def all_engines(device: str = "auto") -> list[Engine]:
     """Classical engines first, then deep engines (available or not)."""
     _ensure_builtin()
     engines: list[Engine] = []
-    for name, factory in _FACTORIES.items():
-        key = (name, "any")
-        with _LOCK:
-            if key not in _CACHE:
-                _CACHE[key] = factory()
-            engines.append(_CACHE[key])
+    for name in _FACTORIES:
+        engines.append(_classical(name))
     engines.extend(_deep_engines(device))
     return engines
 
@@ -82,7 +87,12 @@ def list_engines(device: str = "auto") -> list[EngineInfo]:
 
 def get_engine(name: str, device: str = "auto") -> Engine:
     """The engine called ``name``; raises :class:`EngineUnavailable` naming the known ones."""
-    engines = {e.name: e for e in all_engines(device)}
+    _ensure_builtin()
+    # A classical engine needs no model discovery (and so no torch import): look it up first.
+    if name in _FACTORIES:
+        engines = {name: _classical(name)}
+    else:
+        engines = {e.name: e for e in all_engines(device)}
     if name not in engines:
         known = ", ".join(sorted(engines)) or "none"
         raise EngineUnavailable(f"unknown engine {name!r}; known engines: {known}")
