@@ -154,3 +154,21 @@ def test_deepfill_v1_recipe_rejects_sizes_its_local_critic_cannot_take():
 
     with pytest.raises(ValueError, match="multiple of 32"):
         get_recipe("deepfill_v1")(types.SimpleNamespace(size=72), torch.device("cpu"), None)
+
+
+def test_deepfill_v1_streams_coarse_before_refining_and_ignores_hole_values():
+    torch.manual_seed(0)
+    net = build("deepfill_v1", cnum=8).eval()
+    batch = _batch(1, 64)
+    image, mask = batch["image"], batch["mask"]
+    calls = []
+    net.refine_conv.register_forward_hook(lambda *a: calls.append("refine"))
+    stream = net.stages(image, mask)
+    name, coarse = next(stream)
+    assert name == "coarse" and calls == []  # the refine net has not run yet
+    name, refined = next(stream)
+    assert name == "refined" and calls == ["refine"]
+    scrambled = torch.where(mask.bool(), torch.rand_like(image), image)
+    with torch.no_grad():
+        again = net(scrambled, mask)
+    assert torch.allclose(again[0], coarse, atol=1e-5) and torch.allclose(again[1], refined, atol=1e-5)
