@@ -1,0 +1,66 @@
+"""Gated convolutions: the gating formula, "same" padding and nearest-x2 up-convs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from inpaint_studio.layers.gated import GatedConv2d, GatedUpConv2d
+
+
+def _one_by_one(activation):
+    """1x1 gated conv with feature a = 2x and gate b = x - 1."""
+    layer = GatedConv2d(1, 1, 1, activation=activation)
+    with torch.no_grad():
+        layer.conv.weight.copy_(torch.tensor([2.0, 1.0]).view(2, 1, 1, 1))
+        layer.conv.bias.copy_(torch.tensor([0.0, -1.0]))
+    return layer
+
+
+def _sigmoid(v):
+    return 1.0 / (1.0 + math.exp(-v))
+
+
+@pytest.mark.parametrize(
+    "activation, act",
+    [
+        ("elu", lambda v: v if v > 0 else math.exp(v) - 1.0),
+        ("relu", lambda v: max(v, 0.0)),
+        (None, lambda v: v),
+    ],
+)
+def test_gating_formula_on_hand_example(activation, act):
+    xs = [-1.5, -0.25, 0.0, 0.5, 2.0, 3.0]
+    out = _one_by_one(activation)(torch.tensor(xs).view(1, 1, 2, 3))
+    expected = [act(2 * v) * _sigmoid(v - 1) for v in xs]
+    assert out.flatten().tolist() == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, dilation, expected_hw",
+    [(5, 1, 1, (12, 20)), (3, 2, 1, (6, 10)), (3, 1, 4, (12, 20)), (3, 1, 16, (12, 20))],
+)
+def test_same_padding_shapes(kernel, stride, dilation, expected_hw):
+    layer = GatedConv2d(4, 7, kernel, stride=stride, dilation=dilation)
+    assert layer.conv.out_channels == 14  # features and gates from one conv
+    out = layer(torch.randn(2, 4, 12, 20))
+    assert out.shape == (2, 7, *expected_hw)
+
+
+def test_up_conv_is_nearest_upsampling_then_gated_conv():
+    torch.manual_seed(0)
+    up = GatedUpConv2d(3, 5)
+    x = torch.randn(1, 3, 4, 6)
+    doubled = x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    out = up(x)
+    assert out.shape == (1, 5, 8, 12)
+    torch.testing.assert_close(out, up.conv(doubled))
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="odd kernel"):
+        GatedConv2d(3, 3, 4)
+    with pytest.raises(ValueError, match="activation"):
+        GatedConv2d(3, 3, 3, activation="tanh")
