@@ -146,9 +146,11 @@ class CanvasView(QGraphicsView):
             if self.divider is not None:
                 self.scene().removeItem(self.divider)
                 self.divider = None
-            if self.result_item is not None:
-                self.result_item.split_x = None
-                self.result_item.update()
+            for item in (self.result_item, self.overlay_item):
+                if item is not None:
+                    item.split_x = None
+                    item.update()
+            self._sync_visibility()
             return
         if self.divider is None:
             self.divider = SplitDivider(self.document.height, self.document.width)
@@ -156,15 +158,21 @@ class CanvasView(QGraphicsView):
             self.scene().addItem(self.divider)
             self.divider.setPos(self.document.width / 2, 0)
         self._on_divider_moved(self.divider.pos().x())
+        self._sync_visibility()
 
     @property
     def split_enabled(self) -> bool:
         return self.divider is not None
 
     def _on_divider_moved(self, x: float) -> None:
+        # Result left of the divider; right of it the original with its hole overlay.
         if self.result_item is not None:
             self.result_item.split_x = x
             self.result_item.update()
+        if self.overlay_item is not None:
+            self.overlay_item.split_x = x
+            self.overlay_item.keep_left = False
+            self.overlay_item.update()
 
     def show_original(self, on: bool) -> None:
         """While on (Tab held) the photo shows without result, mask or heat map."""
@@ -176,8 +184,9 @@ class CanvasView(QGraphicsView):
         if self.result_item is not None:
             self.result_item.setVisible(not original)
         if self.overlay_item is not None:
-            # The hole overlay would hide the result being judged.
-            self.overlay_item.setVisible(not original and self.result_item is None)
+            # The hole overlay would hide the result being judged (split view: the "before"
+            # side shows it).
+            self.overlay_item.setVisible(not original and (self.result_item is None or self.divider is not None))
         if self.heatmap_item is not None:
             self.heatmap_item.setVisible(not original)
 

@@ -18,12 +18,14 @@ from ..document import Rect
 
 class ImageLayerItem(QGraphicsItem):
     """Draws a QImage at scene (0, 0), one scene unit per pixel, repainting only the exposed
-    rectangle; optionally clipped to the part left of ``split_x`` (before/after view)."""
+    rectangle; optionally clipped at ``split_x`` (before/after view) to the part left of it
+    (``keep_left``) or right of it."""
 
     def __init__(self, image: QImage, z: float, parent: QGraphicsItem | None = None) -> None:
         super().__init__(parent)
         self.image = image
         self.split_x: float | None = None
+        self.keep_left = True
         self.setZValue(z)
         # exposedRect tells paint() which part needs drawing.
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
@@ -39,7 +41,10 @@ class ImageLayerItem(QGraphicsItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         exposed = option.exposedRect.intersected(self.boundingRect())
         if self.split_x is not None:
-            exposed = exposed.intersected(QRectF(0, 0, max(0.0, self.split_x), self.image.height()))
+            x = max(0.0, self.split_x)
+            keep = QRectF(0, 0, x, self.image.height()) if self.keep_left else \
+                QRectF(x, 0, max(0.0, self.image.width() - x), self.image.height())
+            exposed = exposed.intersected(keep)
         if exposed.isEmpty():
             return
         # Whole pixels so that the smoothing filter never samples outside the image.

@@ -201,6 +201,8 @@ class MainWindow(QMainWindow):
         self.autosaver.watch(document)
         if document is not None:
             self.size_label.setText(f"{document.width} x {document.height}")
+            name = Path(document.source_path).name if document.source_path else "the pasted image"
+            self.show_status(f"Opened {name}. Paint over what to remove (B), then Fill (Ctrl+Enter).")
         self._after_edit()
 
     def layers_changed(self, rect: Rect) -> None:
