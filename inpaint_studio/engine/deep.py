@@ -191,11 +191,9 @@ def _arch_title(arch: str) -> str:
     return head or arch
 
 
-def _arch_working_size(arch: str) -> int:
-    try:
-        size = getattr(networks.arch_info(arch).cls, "working_size", None)
-    except KeyError:
-        size = None
+def _working_size_of(generator: Any) -> int:
+    """A generator class's or instance's ``working_size`` attribute, else the default."""
+    size = getattr(generator, "working_size", None)
     return int(size) if isinstance(size, int) and size > 0 else DEFAULT_WORKING_SIZE
 
 
@@ -203,9 +201,9 @@ class DeepEngine(Engine):
     """The engine of one model file.
 
     name: the file's stem (``deepfill_v2`` is the shipped default); title and description from
-    its metadata; ``multiple`` and ``stage_names`` from the generator class; ``working_size``
-    from the file's ``working_size`` metadata, else the class's ``working_size``, else
-    :data:`DEFAULT_WORKING_SIZE`.
+    its metadata; ``multiple`` and ``stage_names`` from the generator as built from the file's
+    arguments; ``working_size`` from the file's ``working_size`` metadata, else the
+    generator's ``working_size`` attribute, else :data:`DEFAULT_WORKING_SIZE`.
 
     device: the default device when a request says ``auto``.
     Thread-safe: weights load once per device under a lock; stages of concurrent fills are
@@ -240,7 +238,7 @@ class DeepEngine(Engine):
         self.multiple = int(probe.multiple)
         size = self.card.extra.get("working_size")
         self.working_size = (
-            int(size) if isinstance(size, int) and size > 0 else _arch_working_size(self.card.arch)
+            int(size) if isinstance(size, int) and size > 0 else _working_size_of(probe)
         )
 
     @property
@@ -354,17 +352,17 @@ class DeepEngine(Engine):
             _free_accelerator_memory(attempt.device)
 
 
+@dataclasses.dataclass(frozen=True)
 class _Attempt:
     """One try of a fill: an engine view fixed to a device and working size, the request
-    (possibly re-planned smaller) and the note telling the user what changed."""
+    (possibly re-planned smaller), the note telling the user what changed, and whether an
+    out-of-memory error here may be retried by the next attempt."""
 
-    def __init__(self, engine: Engine, request: FillRequest, device: torch.device, note: str,
-                 retry_allowed: bool):
-        self.engine = engine
-        self.request = request
-        self.device = device
-        self.note = note
-        self.retry_allowed = retry_allowed
+    engine: Engine
+    request: FillRequest
+    device: torch.device
+    note: str
+    retry_allowed: bool
 
 
 class _PinnedEngine(Engine):
@@ -430,7 +428,7 @@ class UnavailableArchitecture(Engine):
         self.title = _arch_title(arch)
         self.description = info.description
         self.stage_names = tuple(info.cls.stage_names)
-        self.working_size = _arch_working_size(arch)
+        self.working_size = _working_size_of(info.cls)
         dirs = " or ".join(str(d) for d in search_dirs)
         self._reason = (
             f"no trained weights for {self.title}: put a .safetensors file in {dirs} "
