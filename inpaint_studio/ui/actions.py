@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QAction, QActionGroup, QColor, QIcon, QKeySequence, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QStyle, QWidget
 
@@ -149,7 +149,3 @@ def build_actions(owner: QWidget) -> Actions:
     actions.brush.setChecked(True)
     return actions
 
-
-def set_enabled(enabled: bool, *actions: QAction | QObject) -> None:
-    for action in actions:
-        action.setEnabled(enabled)

@@ -8,9 +8,9 @@ import importlib.util
 import time
 from typing import Callable
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QStandardItemModel
-from PySide6.QtWidgets import QComboBox, QWidget
+from PySide6.QtWidgets import QComboBox
 
 from .. import engine as engine_api
 from ..document import Document
@@ -81,7 +81,6 @@ class FillController(QObject):
         service.worker.started.connect(self._on_started)
         service.worker.stage_ready.connect(self._on_stage)
         service.worker.failed.connect(self._on_failed)
-        service.worker.cancelled.connect(self._on_cancelled)
         service.worker.finished.connect(self._on_finished)
 
     # ---------------------------------------------------------------- selectors
@@ -195,9 +194,6 @@ class FillController(QObject):
     def _on_failed(self, request_id: int, message: str) -> None:
         if self.service.is_current(request_id):
             self.status.emit(f"Fill failed: {message}")
-
-    def _on_cancelled(self, request_id: int) -> None:
-        pass  # cancel() already told the user; a superseded job needs no message
 
     def _on_finished(self, request_id: int) -> None:
         if not self.service.busy:

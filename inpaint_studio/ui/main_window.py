@@ -14,7 +14,7 @@ from ..document import Document, Layer, Rect
 from ..engine import Engine
 from .. import imageio
 from ..imageio import LoadedImage
-from .actions import Actions, build_actions
+from .actions import build_actions
 from .autosave import Autosaver, discard_autosave, pending_autosave
 from .canvas import CanvasTool, CanvasView
 from .dialogs import PreferencesDialog, ask_discard_changes, ask_restore, show_error

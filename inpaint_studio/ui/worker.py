@@ -17,7 +17,7 @@ from typing import Callable
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from .. import engine as engine_api
-from ..engine import CancelToken, Engine, FillCancelled, FillRequest, FillStage
+from ..engine import CancelToken, Engine, FillCancelled, FillRequest
 
 
 @dataclass
