@@ -345,6 +345,15 @@ def test_out_of_memory_retries_smaller_on_the_gpu(engine, photo, fake_gpu):
         assert np.array_equal(stage.image[keep], photo[keep])
 
 
+def test_out_of_memory_with_crop_strategy_halves_the_working_size(engine, photo, fake_gpu):
+    gpu, models, freed = fake_gpu
+    gpu.oom_above = 40 * 40  # the 64 px working size does not fit; 32 px does
+    stages = list(engine.fill(FillRequest(photo, box_mask(), options=FillOptions(crop_margin=8))))
+    assert max(gpu.seen_shapes[0]) == 64 and max(gpu.seen_shapes[1]) == 32
+    assert stages[-1].extras["note"] == "ran out of CUDA memory; filled at 32 px and upscaled"
+    assert stages[-1].image.shape == photo.shape
+
+
 def test_out_of_memory_twice_finishes_on_the_cpu_without_repeating_stages(engine, photo, fake_gpu):
     gpu, models, freed = fake_gpu
     gpu.oom_above, gpu.oom_in = 0, "refined"  # coarse always fits, refine never does
@@ -505,3 +514,21 @@ def test_deepfill_v2_file_fills_through_get_engine_with_attention(data_dir, rng)
     assert heat[:8].sum() + heat[56:].sum() + heat[:, :16].sum() + heat[:, 56:].sum() > 0.99
     assert refined.extras["attention"].heatmap(2, 2) is None
     assert not [n for n in list_engines("cpu") if n.name == "deepfill_v2" and n.availability.ok]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fill_matches_cpu_within_autocast_tolerance(data_dir, rng):
+    clear_cache()
+    torch.manual_seed(0)
+    save_model(paths.user_models_dir() / "dfv2.safetensors", build("deepfill_v2", cnum=16), metadata={})
+    engine = get_engine("dfv2")
+    image = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    mask = box_mask(128, 128, 40, 90, 30, 100)
+    results = {}
+    for device in ("cpu", "cuda"):
+        stages = list(engine.fill(FillRequest(image, mask, options=FillOptions(strategy="full", device=device))))
+        assert stages[-1].extras["device"].startswith(device) and "note" not in stages[-1].extras
+        results[device] = stages[-1].image.astype(np.int16)
+    # bf16 autocast keeps 8 significant bits; random weights amplify little at cnum 16.
+    assert np.abs(results["cpu"] - results["cuda"]).mean() < 3.0
