@@ -35,7 +35,7 @@ class TrainConfig:
         "architecture's own defaults; ignored by finetune, which takes them from --init)",
         parse=json.loads,
     )
-    data: list = _opt([], "one or more photo folders, searched recursively", nargs="+")
+    data: list = _opt([], "one or more photo folders, searched recursively", nargs="+", parse=str)
     out: str = _opt("runs/train", "run folder: checkpoints, config.json, log.jsonl, samples/")
     init: str = _opt("", "finetune: the .safetensors model to start from (its generator; a "
                      "fresh discriminator)")
@@ -146,7 +146,9 @@ def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = 
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        help_text = f"{f.metadata['help']} (default: {json.dumps(default)})"
+        help_text = f.metadata["help"]
+        if default not in ("", [], {}) or "default" not in help_text:
+            help_text += f" (default: {json.dumps(default)})"
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)

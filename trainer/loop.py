@@ -333,7 +333,10 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
     device = _pick_device(cfg.device, env)
     out_dir = Path(cfg.out)
     resume_state = load_checkpoint(cfg.resume, map_location="cpu") if cfg.resume else None
-    if cfg.deterministic:
+    if cfg.deterministic and device.type == "cuda":
+        # CPU kernels are deterministic for a fixed thread count already (and the switch
+        # below would import torch's compiler, seconds of start-up).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
@@ -440,7 +443,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(out_dir / "config.json")
-    progress.event("start", step, total_steps=cfg.steps, photos=data.photo_count,
+    progress.event("start", step, steps=cfg.steps, photos=data.photo_count,
                    val_photos=len(data.val), val_skipped=data.val.bad_files, device=str(device),
                    world_size=env.world_size,
                    amp=str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
@@ -497,7 +500,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
                 counters["nonfinite"] += 1
                 consecutive_bad += 1
                 progress.event("nonfinite", step, skipped_total=counters["nonfinite"],
-                               losses={k: v for k, v in losses.items() if math.isfinite(v)})
+                               losses={k: float(v) for k, v in losses.items()
+                                       if math.isfinite(float(v))})
                 if consecutive_bad >= MAX_CONSECUTIVE_NONFINITE:
                     raise FloatingPointError(
                         f"training diverged: {consecutive_bad} consecutive steps with non-finite "

@@ -3,14 +3,16 @@
 ``log.jsonl`` in the run folder holds one JSON object per line, appended and flushed as the run
 goes (the app's fine-tune dialog tails it):
 
-* training lines: ``{"step": 120, "time": 35.2, "losses": {"g_total": 0.41, ...},
-  "lr": 1e-4, "lr_d": 1e-4, "images_per_s": 7.9}``
+* training lines: ``{"step": 120, "time": 35.2, "loss_g_total": 0.41, "loss_d_hinge": 0.9,
+  ..., "lr": 1e-4, "lr_d": 1e-4, "images_per_s": 7.9}`` (one ``loss_<name>`` per part the
+  recipe reports; null where a value was not finite)
 * validation lines: ``{"step": 500, "time": ..., "val_l1": 0.031, "val_psnr": 24.1,
   "val_ssim": 0.88}`` (L1 in [0, 1] units over the whole composited image, PSNR in dB)
-* event lines: ``{"event": "start" | "checkpoint" | "sample" | "nonfinite" | "early_stop" |
-  "export" | "done" | "error", "step": ..., "time": ..., ...details}``; ``start`` carries
-  ``total_steps``, ``photos``, ``bad_files``; ``sample`` carries ``path``; ``error``
-  carries ``message``.
+* event lines: ``{"event": "start" | "checkpoint" | "sample" | "skipped_files" |
+  "nonfinite" | "early_stop" | "export" | "done" | "error", "step": ..., "time": ...,
+  ...details}``; ``start`` carries ``steps`` (the run's total), ``photos``, ``val_photos``,
+  ``device``; ``skipped_files`` the ``total`` of unreadable photos met so far; ``sample``,
+  ``checkpoint`` and ``export`` a ``path``; ``error`` a ``message``.
 
 ``time`` is seconds since the run (or its resumption) started. Only rank 0 of a DDP run
 writes anything: other ranks get a :class:`Progress` with ``enabled=False``.
@@ -96,7 +98,7 @@ class Progress:
         values = {k: float(v) for k, v in losses.items()}
         short = {k: f"{v:.3f}" for k, v in list(values.items())[:4]}
         self._bar.set_postfix(**short, img_s=f"{images_per_s:.1f}", refresh=False)
-        self._write({"step": step, "losses": {k: _finite_or_none(v) for k, v in values.items()},
+        self._write({"step": step, **{f"loss_{k}": _finite_or_none(v) for k, v in values.items()},
                      "lr": lr, "lr_d": lr_d, "images_per_s": round(images_per_s, 3)})
         if self._tb is not None:
             for name, value in values.items():
