@@ -137,6 +137,18 @@ class DeepFillV2Generator(InpaintGenerator):
         self.uses_sketch = bool(use_sketch)
         self.coarse_net = CoarseNet(6 if use_sketch else 5, cnum)
         self.refine_net = RefineNet(cnum, attention)
+        self._init_like_reference()
+
+    def _init_like_reference(self) -> None:
+        """Glorot-uniform conv kernels and zero biases (TensorFlow's defaults, which the
+        reference trains from). PyTorch's default init has half the variance, and through
+        17 gated layers a fresh generator's output then barely depends on its input."""
+        for module in [self.coarse_net, self.refine_net.hallucination, self.refine_net.attention_encoder,
+                       self.refine_net.attention_decoder, self.refine_net.decoder]:
+            for conv in module.modules():
+                if isinstance(conv, nn.Conv2d):
+                    nn.init.xavier_uniform_(conv.weight)
+                    nn.init.zeros_(conv.bias)
 
     # ------------------------------------------------------------------ attention capture
 

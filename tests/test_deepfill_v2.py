@@ -1,0 +1,230 @@
+"""DeepFill v2 generator and SN-PatchGAN: registry, size, stages, sketch, masking, precision."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from inpaint_studio.networks import build, build_discriminator
+from inpaint_studio.networks.deepfill_v2 import DeepFillV2Generator
+from inpaint_studio.networks.sn_patchgan import SNPatchGAN
+
+SIZE = 64
+
+
+def _lively(model: nn.Module) -> nn.Module:
+    """Stand-in for trained weights. A fresh generator (Glorot init, like the reference) damps
+    its signal to ~1e-7 through 17 gated layers, which would make every comparison below
+    trivially close; these weights keep activations around 0.1 without saturating tanh."""
+    for conv in model.modules():
+        if isinstance(conv, nn.Conv2d):
+            nn.init.normal_(conv.weight, std=2.2 / math.sqrt(conv.weight[0].numel()))
+            nn.init.normal_(conv.bias, std=0.1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model() -> DeepFillV2Generator:
+    """A narrow (cnum 16) generator keeps these tests fast; width does not change behaviour."""
+    torch.manual_seed(0)
+    return _lively(build("deepfill_v2", cnum=16)).eval()
+
+
+def _inputs(batch=1, size=SIZE):
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
+    mask = torch.zeros(batch, 1, size, size)
+    mask[:, :, 16:40, 20:48] = 1
+    return image, mask
+
+
+def _run(model, *args):
+    with torch.no_grad():
+        return model(*args)
+
+
+def test_registry_builds_it_with_its_arguments():
+    m = build("deepfill_v2", cnum=16, use_sketch=False)
+    assert isinstance(m, DeepFillV2Generator)
+    assert m.arch == "deepfill_v2" and m.arch_args == {"cnum": 16, "use_sketch": False}
+    assert m.stage_names == ("coarse", "refined") and m.multiple == 8 and not m.uses_sketch
+    assert m.coarse_net.encoder[0].conv.in_channels == 5
+
+
+def test_parameter_count_is_the_papers():
+    full = build("deepfill_v2")
+    count = sum(p.numel() for p in full.parameters())
+    assert abs(count - 4.1e6) / 4.1e6 < 0.03  # 4,053,678: the reference's ~4.05 M
+    assert full.coarse_net.encoder[0].conv.in_channels == 6  # RGB, ones, mask, sketch
+
+
+def test_fresh_generator_uses_glorot_init_and_zero_bias():
+    conv = build("deepfill_v2", cnum=16).refine_net.decoder[0].conv
+    bound = math.sqrt(6 / (conv.weight[0].numel() + conv.weight[:, 0].numel()))
+    assert conv.weight.abs().max() <= bound and conv.weight.abs().max() > 0.9 * bound
+    assert conv.bias.abs().max() == 0
+
+
+def test_output_shapes_and_range(model):
+    image, mask = _inputs(batch=2)
+    coarse, refined = _run(model, image, mask)
+    for out in (coarse, refined):
+        assert out.shape == (2, 3, SIZE, SIZE)
+        assert out.min() >= -1 and out.max() <= 1
+    assert not torch.equal(coarse, refined)
+
+
+def test_stages_yield_coarse_before_refining(model):
+    image, mask = _inputs()
+    refine_calls = []
+    handle = model.refine_net.register_forward_hook(lambda *a: refine_calls.append(1))
+    try:
+        with torch.no_grad():
+            stages = model.stages(image, mask)
+            name, coarse = next(stages)
+            assert name == "coarse" and refine_calls == []
+            name, refined = next(stages)
+            assert name == "refined" and refine_calls == [1]
+    finally:
+        handle.remove()
+    expected = _run(model, image, mask)
+    torch.testing.assert_close(coarse, expected[0])
+    torch.testing.assert_close(refined, expected[1])
+
+
+def test_pixels_under_the_hole_are_ignored(model):
+    image, mask = _inputs()
+    scribbled = torch.where(mask.bool(), torch.rand_like(image), image)
+    for a, b in zip(_run(model, image, mask), _run(model, scribbled, mask)):
+        torch.testing.assert_close(a, b)
+
+
+def test_refine_input_is_coarse_composited_into_known_pixels(model):
+    image, mask = _inputs()
+    seen = []
+    handle = model.refine_net.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    try:
+        coarse, _ = _run(model, image, mask)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(seen[0], torch.where(mask.bool(), coarse, image))
+
+
+def test_sketch_in_the_hole_changes_the_fill_and_outside_does_not(model):
+    image, mask = _inputs()
+    lines = torch.zeros_like(mask)
+    lines[:, :, 28, :] = 1  # a horizontal line crossing the hole and the known area
+    outside = lines * (1 - mask)
+    plain = _run(model, image, mask)
+    guided = _run(model, image, mask, lines)
+    for a, b in zip(plain, guided):
+        assert (b - a).abs().max() > 1e-4
+    for a, b in zip(plain, _run(model, image, mask, outside)):
+        torch.testing.assert_close(a, b)  # the sketch only enters as sketch * mask
+    for a, b in zip(plain, _run(model, image, mask, torch.zeros_like(mask))):
+        torch.testing.assert_close(a, b)  # None means all zeros
+
+
+def test_attention_capture_through_the_generator(model):
+    image, mask = _inputs()
+    assert model.attention_source() is None
+    model.capture_attention(4)
+    try:
+        _run(model, image, mask)
+        source = model.attention_source()
+    finally:
+        model.capture_attention(0)
+    assert source.grid_shape == (SIZE // 8, SIZE // 8)
+    # image pixel (30, 30) is in the hole; its grid cell is (30 // 8, 30 // 8)
+    assert source.hole[0, 30 // 8, 30 // 8]
+    heat = source.heatmap(30 // 8, 30 // 8)
+    assert heat.sum() == pytest.approx(1.0, abs=1e-5)
+    _run(model, image, mask)
+    assert model.attention_source() is None  # capture off again
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.bfloat16, 0.05), (torch.float16, 0.01)])
+def test_autocast_on_cpu_matches_fp32(model, dtype, tolerance):
+    image, mask = _inputs()
+    expected = _run(model, image, mask)
+    assert expected[1].std() > 0.05  # the comparison means something
+    with torch.autocast("cpu", dtype=dtype):
+        got = _run(model, image, mask)
+    for e, g in zip(expected, got):
+        assert g.dtype == dtype
+        # outputs live in [-1, 1]; bf16 keeps 8 mantissa bits, fp16 11
+        assert (g.float() - e).abs().max() < tolerance
+
+
+def test_channels_last_gives_the_same_result(model):
+    image, mask = _inputs()
+    expected = _run(model, image, mask)
+    m = build("deepfill_v2", cnum=16).eval()
+    m.load_state_dict(model.state_dict())
+    m = m.to(memory_format=torch.channels_last)
+    got = _run(m, image.to(memory_format=torch.channels_last), mask.to(memory_format=torch.channels_last))
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-4)
+
+
+def test_optional_attention_block_and_bad_arguments():
+    m = build("deepfill_v2", cnum=16, attention="se").eval()
+    image, mask = _inputs()
+    refined = _run(m, image, mask)[1]
+    assert refined.shape == (1, 3, SIZE, SIZE) and torch.isfinite(refined).all()
+    assert sum(p.numel() for p in m.refine_net.merge_attention.parameters()) > 0
+    with pytest.raises(ValueError, match="unknown attention"):
+        build("deepfill_v2", attention="nope")
+    with pytest.raises(ValueError, match="cnum"):
+        build("deepfill_v2", cnum=10)
+
+
+def test_bad_inputs_are_explained(model):
+    image, mask = _inputs()
+    with pytest.raises(ValueError, match="multiple of 8"):
+        model(image[..., :60], mask[..., :60])
+    with pytest.raises(ValueError, match="mask must be"):
+        model(image, mask[:, :, :32])
+    with pytest.raises(ValueError, match="sketch must be"):
+        model(image, mask, mask[:, :, :32])
+
+
+def test_training_step_reaches_every_parameter():
+    torch.manual_seed(2)
+    m = build("deepfill_v2", cnum=8)
+    image, mask = _inputs(batch=2, size=32)
+    coarse, refined = m(image, mask, torch.zeros_like(mask))
+    (coarse.abs().mean() + refined.abs().mean()).backward()
+    starved = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert starved == []
+
+
+# ---------------------------------------------------------------------------- SN-PatchGAN
+
+
+def test_sn_patchgan_shapes():
+    d = build_discriminator("sn_patchgan")
+    assert isinstance(d, SNPatchGAN)
+    assert d(torch.randn(2, 5, 128, 192)).shape == (2, 256 * 2 * 3)
+    assert build_discriminator("sn_patchgan", in_channels=4)(torch.randn(1, 4, 64, 64)).shape == (1, 256)
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 128, 256, 256, 256, 256]
+    assert all(c.kernel_size == (5, 5) and c.stride == (2, 2) for c in convs)
+
+
+def test_sn_patchgan_is_spectrally_normalised():
+    """Scaling a conv's raw weight does not change the output: it is divided by its norm."""
+    torch.manual_seed(3)
+    d = build_discriminator("sn_patchgan").eval()
+    x = torch.randn(1, 5, 64, 64)
+    with torch.no_grad():
+        before = d(x)
+        first = d.body[0]
+        first.parametrizations.weight.original.mul_(10)
+        after = d(x)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-6)
+    assert np.isfinite(after.numpy()).all()
