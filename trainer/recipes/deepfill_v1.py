@@ -5,8 +5,8 @@ Generator loss (weights from the reference configuration): spatially discounted 
 (coarse x 1.2, refined x 1), plain L1 on the known pixels normalised by their share
 ("ae loss", coarse x 1.2, refined x 1), each group weighted 1.2, plus 0.001 x the WGAN
 generator loss of the local and global critics. The discount is ``gamma ** distance`` to the
-nearest known pixel: ``gamma`` 0.99 as the paper (config field ``discount_gamma``; the
-reference code used 0.9).
+nearest known pixel: ``gamma`` 0.99 as the paper, or the run config's ``discount_gamma``
+field when it has one (the reference code used 0.9).
 
 Critics (WGAN-GP, lambda 10, gradient penalty restricted to the hole as the reference):
 a global critic on the whole composite image and a local critic on the hole's bounding box

@@ -6,8 +6,9 @@ dilated by one pixel). VGG-16 layers as the paper: pool1, pool2, pool3 (max-pool
 relu2_2, relu3_3).
 
 Adam lr 2e-4, default betas (the paper's initial training). Fine-tuning phase of the paper
-(lr 5e-5 and frozen encoder batch norm): ``--freeze-enc-bn`` (config field ``freeze_enc_bn``)
-makes :meth:`build_generator` freeze it; use the trainer's learning-rate options for the rate.
+(lr 5e-5 and frozen encoder batch norm): a true ``freeze_enc_bn`` field of the run's config
+makes :meth:`build_generator` freeze it (absent field = off); use the trainer's learning-rate
+options for the rate.
 """
 
 from __future__ import annotations
