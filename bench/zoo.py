@@ -1,11 +1,12 @@
 """Train every architecture of the zoo for the same short budget and compare them.
 
-    python bench/zoo.py [--data DIR] [--size 128] [--steps 60] [--minutes 3] [--width small]
+    python bench/zoo.py [--data DIR] [--size 128] [--steps 60] [--width small] [--minutes 0]
 
 Each architecture trains through the real trainer (``trainer.loop.train``, its own recipe and
-losses) on the same photos, crop size, batch size, seed and number of generator steps (or
-until ``--minutes`` runs out, whichever comes first), validating its EMA generator on the
-trainer's fixed validation set every ``--val-every`` steps. The table gives, side by side:
+losses) on the same photos, crop size, batch size, seed and number of generator steps,
+validating its EMA generator on the trainer's fixed validation set every ``--val-every``
+steps and at the last step. ``--minutes`` caps each run's time; a run stopped by the cap
+reports its last validation (the "@step" column), or n/a if none happened yet. The table gives, side by side:
 parameters, training speed (generator steps/s and images/s through G), inference time per
 image at the training size, and the last validation L1 / PSNR / SSIM (composited result,
 whole image, [0, 1] scale) with the step it was measured at.
@@ -116,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128, help="training crop size")
     parser.add_argument("--batch-size", type=int, default=4, help="images per step")
     parser.add_argument("--steps", type=int, default=60, help="generator steps per architecture")
-    parser.add_argument("--minutes", type=float, default=3.0,
+    parser.add_argument("--minutes", type=float, default=0.0,
                         help="time cap per architecture (0 = none); the run stops at the cap")
-    parser.add_argument("--val-every", type=int, default=10, help="validate every N steps")
+    parser.add_argument("--val-every", type=int, default=0,
+                        help="also validate every N steps (0 = only at the last step)")
     parser.add_argument("--val-count", type=int, default=16, help="validation photos (fixed, seeded)")
     parser.add_argument("--width", choices=sorted(WIDTHS), default="small",
                         help="network widths: small (CPU) or reference (the papers')")
@@ -165,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             "vgg": vgg_label if get_recipe(arch).needs_vgg else "-",
         })
 
-    print(f"\nZoo benchmark: {args.size}x{args.size}, batch {args.batch_size}, up to {args.steps} "
-          f"G steps or {args.minutes} min each, device {device}, widths '{args.width}', "
-          f"data {args.data}")
+    cap = f" (time cap {args.minutes} min)" if args.minutes else ""
+    print(f"\nZoo benchmark: {args.size}x{args.size}, batch {args.batch_size}, {args.steps} G steps "
+          f"each{cap}, device {device}, widths '{args.width}', data {args.data}")
     header = ("arch", "args", "params M", "G steps", "steps/s", "img/s", "infer ms", "val L1",
               "val PSNR", "val SSIM", "@step", "VGG")
     print(" | ".join(header))
