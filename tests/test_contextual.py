@@ -216,3 +216,16 @@ def test_bad_inputs_are_explained():
         layer(f, f, torch.zeros(1, 1, 32, 32))
     with pytest.raises(ValueError, match="stride 1"):
         ContextualAttention(stride=2)
+
+
+def test_row_range_computes_only_those_rows_exactly():
+    torch.manual_seed(9)
+    f = torch.randn(2, 5, 24, 20)
+    mask = _masks(2, 24, 20)
+    expected = straightforward(f, f, mask)
+    for rows in (None, 2):
+        with torch.no_grad():
+            out = _layer(rows, grid=(12, 10))(f, f, mask, rows=(7, 15))
+        # widened to grid rows 3..7, i.e. feature rows 6..16
+        torch.testing.assert_close(out[:, :, 6:16], expected[:, :, 6:16], atol=1e-5, rtol=1e-5)
+        assert out[:, :, :6].abs().max() == 0 and out[:, :, 16:].abs().max() == 0

@@ -211,7 +211,11 @@ class ContextualAttention(nn.Module):
     # ------------------------------------------------------------------ public API
 
     def forward(
-        self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        foreground: torch.Tensor,
+        background: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        rows: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """Reconstruct ``foreground`` from ``background`` patches.
 
@@ -219,6 +223,9 @@ class ContextualAttention(nn.Module):
             of ``rate``.
         mask: ``(B, 1, H, W)`` at the *feature* resolution, 1 (or True) = hole; None = no hole.
             Callers holding an image-resolution mask max-pool it down first.
+        rows: optional feature-row range ``[lo, hi)`` whose output is wanted (widened to whole
+            grid rows); other rows are left zero and cost nothing. Inference uses it to skip
+            queries far from the hole, whose output is composited away anyway.
         Returns ``(B, C, H, W)``: every position rebuilt from valid background patches.
 
         Under autocast the matrix products run in the autocast dtype and the softmax in fp32.
@@ -229,7 +236,7 @@ class ContextualAttention(nn.Module):
         if torch.is_autocast_enabled(device_type):
             dtype = torch.get_autocast_dtype(device_type)
         with torch.autocast(device_type, enabled=False):
-            return self._attend(foreground.to(dtype), background.to(dtype), mask)
+            return self._attend(foreground.to(dtype), background.to(dtype), mask, rows)
 
     def rows_per_block(self, batch: int, grid_h: int, grid_w: int) -> int:
         """Query grid rows per block so that the score buffers stay within the budget.
@@ -288,7 +295,9 @@ class ContextualAttention(nn.Module):
                 groups.append((sy, sx, phases, (torch.cat(mats, dim=2) / 4).contiguous()))
         return groups
 
-    def _attend(self, f: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def _attend(
+        self, f: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None, rows: tuple[int, int] | None
+    ) -> torch.Tensor:
         batch, channels, height, width = f.shape
         r, pad = self.rate, self.ksize // 2
         grid_f = F.pad(f[:, :, ::r, ::r], (pad, pad, pad, pad))
@@ -312,17 +321,24 @@ class ContextualAttention(nn.Module):
             )
 
         ws = _Workspace(f.device)
-        out = torch.empty(batch, channels, height, width, dtype=f.dtype, device=f.device)
         halo = self.fuse_k // 2 if self.fuse else 0
+        # grid rows of output [o_lo, o_hi), of attention [a_lo, a_hi), of scores [s_lo, s_hi)
+        o_lo, o_hi = (0, gh) if rows is None else (max(rows[0] // r, 0), min(-(-rows[1] // r), gh))
+        a_lo, a_hi = max(o_lo - 1, 0), min(o_hi + 1, gh)
+        s_lo, s_hi = max(a_lo - halo, 0), min(a_hi + halo, gh)
+        alloc = torch.empty if (o_lo, o_hi) == (0, gh) else torch.zeros
+        out = alloc(batch, channels, height, width, dtype=f.dtype, device=f.device)
         block = self.rows_per_block(batch, gh, gw)
         # Row windows carried between blocks, laid out rows-first ``(rows, B, qx, ky, kx)`` so
         # that the rows kept at a buffer's front stay put when the next block reuses it:
         # propagated scores T of grid rows [t_start, t_end), attention A of [a_start, a_end).
         # Output rows below o_next are written.
-        t_start = t_end = a_start = a_end = o_next = 0
+        t_start = t_end = s_lo
+        a_start = a_end = a_lo
+        o_next = o_lo
         t_win = a_win = None
-        for s0 in range(0, gh, block):
-            s1 = min(s0 + block, gh)
+        for s0 in range(s_lo, s_hi, block):
+            s1 = min(s0 + block, s_hi)
             # 1. scores of query rows [s0, s1), propagated along x, appended to the T window
             queries = F.unfold(grid_f[:, :, s0 : s1 + 2 * pad], self.ksize)  # (B, Ckk, n*gw)
             scores = ws.take("scores", (batch, (s1 - s0) * gw, n_keys), f.dtype)
@@ -340,7 +356,7 @@ class ContextualAttention(nn.Module):
             t_win, t_end = t_new, s1
 
             # 2. attention of rows [a_end, a_stop): propagated along y, masked softmax
-            a_stop = gh if s1 == gh else s1 - halo
+            a_stop = a_hi if s1 == s_hi else min(s1 - halo, a_hi)
             if a_stop > a_end:
                 kept_a = a_end - a_start
                 a_new = ws.take("a", (kept_a + a_stop - a_end, batch, gw, gh, gw), torch.float32)
@@ -362,15 +378,15 @@ class ContextualAttention(nn.Module):
                     self._capture_rows(capture, flat, a_end * gw, topk)
                 a_win, a_start, a_end = a_new, a_end - kept_a, a_stop
                 # the next attention rows need T rows from a_end - halo on
-                keep_from = max(a_end - halo, 0)
+                keep_from = max(a_end - halo, t_start)
                 _keep_tail(t_win, t_end - t_start, t_end - keep_from)
                 t_start = keep_from
 
             # 3. output rows [o_next, o_stop): phase-wise reconstruction from A
-            o_stop = gh if a_end == gh else a_end - 1
+            o_stop = o_hi if a_end == a_hi else min(a_end - 1, o_hi)
             if o_stop > o_next:
                 self._reconstruct(ws, a_win, a_start, o_next, o_stop, groups, out, f.dtype)
-                keep_from = max(o_stop - 1, 0)
+                keep_from = max(o_stop - 1, a_start)
                 _keep_tail(a_win, a_end - a_start, a_end - keep_from)
                 a_start, o_next = keep_from, o_stop
 

@@ -30,6 +30,11 @@ from .registry import register_generator
 
 #: Resolution of the contextual-attention features relative to the image.
 ATTENTION_STRIDE = 4
+#: Feature rows (at 1/4) beyond which the attention output cannot reach a hole pixel: the
+#: refine layers after attention see +-5.75 feature px (two 3x3 convs, two more in the
+#: decoder at 1/4, then 3x3 convs at 1/2 and full resolution); one more for upsampling.
+ATTENTION_REACH = 7
+SCOPES = ("all", "hole")
 
 
 def _dilated_stack(ch: int) -> list[nn.Module]:
@@ -77,7 +82,15 @@ class RefineNet(nn.Module):
 
     attention: optional feature-attention block (``layers.attention``) on the concatenated
     branch features before decoding; None keeps the reference architecture.
+    scope: ``"all"`` computes contextual attention for every position (training: the raw
+        output is exact everywhere); ``"hole"`` only for the feature rows within
+        ``ATTENTION_REACH`` of a hole row, which leaves every hole pixel of the output
+        unchanged while the raw output away from the hole is not the model's (inference,
+        where only hole pixels are kept). Blocks with global pooling (``attention`` set)
+        reach everywhere, so they always get ``"all"``.
     """
+
+    scope: str = "all"
 
     def __init__(self, cnum: int, attention: str | None = None) -> None:
         super().__init__()
@@ -109,8 +122,19 @@ class RefineNet(nn.Module):
         features = self.attention_encoder(x)
         # any hole pixel in a 4x4 block makes the feature pixel a hole (see ContextualAttention)
         feature_mask = F.max_pool2d(mask, ATTENTION_STRIDE)
-        borrowed = self.attention_decoder(self.contextual(features, features, feature_mask))
+        borrowed = self.attention_decoder(
+            self.contextual(features, features, feature_mask, self._attention_rows(feature_mask))
+        )
         return self.decoder(self.merge_attention(torch.cat([hallucinated, borrowed], dim=1)))
+
+    def _attention_rows(self, feature_mask: torch.Tensor) -> tuple[int, int] | None:
+        """Feature rows whose attention output can reach a hole pixel, or None for all."""
+        if self.scope == "all" or not isinstance(self.merge_attention, nn.Identity):
+            return None
+        hole_rows = torch.nonzero(feature_mask.amax(dim=(0, 1, 3)) > 0).flatten()
+        if hole_rows.numel() == 0:
+            return (0, 0)
+        return int(hole_rows[0]) - ATTENTION_REACH, int(hole_rows[-1]) + 1 + ATTENTION_REACH
 
 
 @register_generator(
@@ -149,6 +173,18 @@ class DeepFillV2Generator(InpaintGenerator):
                 if isinstance(conv, nn.Conv2d):
                     nn.init.xavier_uniform_(conv.weight)
                     nn.init.zeros_(conv.bias)
+
+    @property
+    def attention_scope(self) -> str:
+        """Where contextual attention is computed: ``"all"`` (default, training) or ``"hole"``
+        (inference: same hole pixels, less work; see :class:`RefineNet`)."""
+        return self.refine_net.scope
+
+    @attention_scope.setter
+    def attention_scope(self, scope: str) -> None:
+        if scope not in SCOPES:
+            raise ValueError(f"attention_scope must be one of {SCOPES}, got {scope!r}")
+        self.refine_net.scope = scope
 
     # ------------------------------------------------------------------ attention capture
 
