@@ -63,7 +63,15 @@ class ReferenceContextualAttention(nn.Module):
         y = F.conv2d(y, eye, padding=k // 2)
         return y.reshape(w, h, w, h).permute(1, 0, 3, 2).reshape(h * w, h * w)
 
-    def forward(self, foreground: torch.Tensor, background: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        foreground: torch.Tensor,
+        background: torch.Tensor,
+        mask: torch.Tensor,
+        rows: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """``rows`` (ours: the feature rows whose output is wanted) is accepted so the layer
+        drops into the same generator, and ignored: the reference computes every row."""
         rate, k = self.rate, self.ksize
         outputs = []
         for i in range(foreground.shape[0]):  # the reference's loop over the batch
