@@ -93,11 +93,16 @@ EMPTY_RECT = Rect(0, 0, 0, 0)
 def bounding_rect(plane: np.ndarray) -> Rect:
     """Smallest rectangle holding every non-zero pixel of ``plane`` (``(H, W)`` or
     ``(H, W, C)``); :data:`EMPTY_RECT` when it is all zero."""
-    nonzero = plane if plane.ndim == 2 else plane.any(axis=2)
-    rows = np.flatnonzero(nonzero.any(axis=1))
+    h = plane.shape[0]
+    # Reduce whole rows first (contiguous, fast); a reduce over a length-3 channel axis of a
+    # 12-megapixel photo would cost ten times more.
+    rows = np.flatnonzero(plane.reshape(h, -1).any(axis=1))
     if rows.size == 0:
         return EMPTY_RECT
-    cols = np.flatnonzero(nonzero.any(axis=0))
+    band = plane[rows[0]:rows[-1] + 1].any(axis=0)
+    if band.ndim == 2:
+        band = band.any(axis=1)
+    cols = np.flatnonzero(band)
     return Rect(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
@@ -388,7 +393,7 @@ class Document:
         if self._stroke is not None:
             raise RuntimeError("cannot apply a fill while a stroke is in progress")
         patches: list[Patch] = []
-        rect = bounding_rect((result != self.image).any(axis=2))
+        rect = bounding_rect(result != self.image)
         if not rect.empty:
             patches.append(Patch("image", rect, self.image[rect.slices].copy(), result[rect.slices].copy()))
         cleared = self._clear_patches([Layer.MASK.value, Layer.SKETCH.value], "fill")

@@ -15,7 +15,7 @@ from PySide6.QtCore import QEvent, QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QWidget
 
-from ..document import Document, Layer, Rect, Tool
+from ..document import Document, Layer, Rect, Tool, bounding_rect
 from .layer_items import BrushOutline, ImageLayerItem, SplitDivider
 from .qimage import heatmap_to_qimage, new_overlay, rgb_to_qimage, write_overlay, write_rgb
 
@@ -120,20 +120,28 @@ class CanvasView(QGraphicsView):
         self.photo_item.refresh(rect)
 
     # -------------------------------------------------------------------- result
-    def show_result(self, rgb: np.ndarray | None) -> None:
-        """Show a fill result (RGB uint8, the document's size) over the photo, or remove it."""
-        if self.result_item is not None and rgb is None:
+    def show_result(self, rgb: np.ndarray | None, changed: Rect | None = None) -> None:
+        """Show a fill result (RGB uint8, the document's size) over the photo, or remove it.
+
+        changed: the rectangle where the result differs from the photo (default: all of
+        it); only that part is converted and drawn, which keeps a 12-megapixel result cheap.
+        """
+        if self.result_item is not None:
             self.scene().removeItem(self.result_item)
             self.result_item = None
+        if rgb is None:
             self.set_split(False)
             self.show_heatmap(None)
-        elif rgb is not None:
-            if self.result_item is None:
-                self.result_item = ImageLayerItem(rgb_to_qimage(rgb), z=10)
-                self.scene().addItem(self.result_item)
-            else:
-                write_rgb(self.result_item.image, rgb, Rect(0, 0, rgb.shape[1], rgb.shape[0]))
-                self.result_item.update()
+        else:
+            h, w = rgb.shape[:2]
+            rect = Rect(0, 0, w, h) if changed is None else changed.clip(w, h)
+            if rect.empty:  # nothing changed: show a 1-pixel result so the state stays
+                rect = Rect(0, 0, 1, 1)
+            crop = np.ascontiguousarray(rgb[rect.slices])
+            self.result_item = ImageLayerItem(rgb_to_qimage(crop), z=10, origin=(rect.x0, rect.y0))
+            self.scene().addItem(self.result_item)
+            if self.divider is not None:
+                self._on_divider_moved(self.divider.pos().x())
         self._sync_visibility()
 
     @property
@@ -191,13 +199,17 @@ class CanvasView(QGraphicsView):
             self.heatmap_item.setVisible(not original)
 
     def show_heatmap(self, heat: np.ndarray | None) -> None:
-        """Overlay an attention map (``float32`` ``(H, W)``, document size) or remove it."""
+        """Overlay an attention map (``float32`` ``(H, W)``, document size) or remove it.
+        Only the map's non-zero bounding box becomes an image."""
         if self.heatmap_item is not None:
             self.scene().removeItem(self.heatmap_item)
             self.heatmap_item = None
         if heat is not None:
-            self.heatmap_item = ImageLayerItem(heatmap_to_qimage(heat), z=30)
-            self.scene().addItem(self.heatmap_item)
+            rect = bounding_rect(heat > 0)
+            if not rect.empty:
+                crop = np.ascontiguousarray(heat[rect.slices])
+                self.heatmap_item = ImageLayerItem(heatmap_to_qimage(crop), z=30, origin=(rect.x0, rect.y0))
+                self.scene().addItem(self.heatmap_item)
         self._sync_visibility()
 
     # ------------------------------------------------------------------ tools

@@ -17,7 +17,7 @@ from ..document import Document
 from ..engine import AttentionSource, FillOptions, FillRequest, FillStage
 from .canvas import CanvasView
 from .settings import Preferences
-from .worker import FillJob, FillService
+from .worker import FillJob, FillService, StageUpdate
 
 DEVICE_CHOICES = (("auto", "Auto"), ("cpu", "CPU"), ("gpu", "GPU"))
 
@@ -176,14 +176,15 @@ class FillController(QObject):
         if self.service.is_current(request_id):
             self.status.emit(f"Filling with {title}…  (Esc cancels)")
 
-    def _on_stage(self, stage: FillStage) -> None:
+    def _on_stage(self, update: StageUpdate) -> None:
+        stage = update.stage
         if not self.service.is_current(stage.request_id):
             self.stale_dropped += 1  # a superseded or cancelled request
             return
         self.result = stage
         self.stages_seen.append((stage.request_id, stage.name))
         self.canvas.show_heatmap(None)
-        self.canvas.show_result(stage.image)
+        self.canvas.show_result(stage.image, update.changed)
         self._timings.append(f"{stage.name} {stage.seconds:.2f} s")
         note = stage.extras.get("note")
         tail = "  —  Apply (Enter) or Discard (Backspace); hold Tab for the original" if stage.final \

@@ -17,13 +17,15 @@ from ..document import Rect
 
 
 class ImageLayerItem(QGraphicsItem):
-    """Draws a QImage at scene (0, 0), one scene unit per pixel, repainting only the exposed
-    rectangle; optionally clipped at ``split_x`` (before/after view) to the part left of it
-    (``keep_left``) or right of it."""
+    """Draws a QImage at its position (image pixel ``(x0, y0)`` of the photo), one scene
+    unit per pixel, repainting only the exposed rectangle; optionally clipped at ``split_x``
+    (scene x of the before/after divider) to the part left of it (``keep_left``) or right."""
 
-    def __init__(self, image: QImage, z: float, parent: QGraphicsItem | None = None) -> None:
+    def __init__(self, image: QImage, z: float, origin: tuple[int, int] = (0, 0),
+                 parent: QGraphicsItem | None = None) -> None:
         super().__init__(parent)
         self.image = image
+        self.setPos(*origin)
         self.split_x: float | None = None
         self.keep_left = True
         self.setZValue(z)
@@ -41,7 +43,7 @@ class ImageLayerItem(QGraphicsItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         exposed = option.exposedRect.intersected(self.boundingRect())
         if self.split_x is not None:
-            x = max(0.0, self.split_x)
+            x = max(0.0, self.split_x - self.x())
             keep = QRectF(0, 0, x, self.image.height()) if self.keep_left else \
                 QRectF(x, 0, max(0.0, self.image.width() - x), self.image.height())
             exposed = exposed.intersected(keep)

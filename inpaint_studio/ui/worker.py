@@ -17,7 +17,8 @@ from typing import Callable
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from .. import engine as engine_api
-from ..engine import CancelToken, Engine, FillCancelled, FillRequest
+from ..document import Rect, bounding_rect
+from ..engine import CancelToken, Engine, FillCancelled, FillRequest, FillStage
 
 
 @dataclass
@@ -35,6 +36,20 @@ class FillJob:
         return self.request.request_id
 
 
+@dataclass
+class StageUpdate:
+    """A stage as the window receives it: the engine's stage plus ``changed``, the
+    rectangle where its image differs from the request's (computed in the worker so that
+    the UI thread converts and draws only that part)."""
+
+    stage: FillStage
+    changed: Rect
+
+    @property
+    def request_id(self) -> int:
+        return self.stage.request_id
+
+
 class FillWorker(QObject):
     """Lives in the worker thread; runs one job at a time in arrival order.
 
@@ -42,7 +57,7 @@ class FillWorker(QObject):
     """
 
     started = Signal(int, str)  # request id, engine title
-    stage_ready = Signal(object)  # FillStage
+    stage_ready = Signal(object)  # StageUpdate
     failed = Signal(int, str)  # request id, message for the user
     cancelled = Signal(int)
     finished = Signal(int)  # after the last signal of a job, whatever its outcome
@@ -69,7 +84,8 @@ class FillWorker(QObject):
             self.started.emit(rid, engine.title or engine.name)
             for stage in engine.fill(job.request, job.cancel):
                 stage.request_id = rid
-                self.stage_ready.emit(stage)
+                changed = bounding_rect(stage.image != job.request.image)
+                self.stage_ready.emit(StageUpdate(stage, changed))
                 job.cancel.raise_if_cancelled()
         except FillCancelled:
             self.cancelled.emit(rid)

@@ -179,3 +179,12 @@ def drag(window, points: list[tuple[float, float]], button=Qt.MouseButton.LeftBu
     for p in points[1:]:
         QTest.mouseMove(viewport, view_point(window, *p))
     QTest.mouseRelease(viewport, button, Qt.KeyboardModifier.NoModifier, view_point(window, *points[-1]))
+
+
+def item_pixel(item, x: int, y: int):
+    """The colour an image layer item shows at image pixel ``(x, y)``, or None when the
+    item does not cover it."""
+    lx, ly = x - int(item.x()), y - int(item.y())
+    if not (0 <= lx < item.image.width() and 0 <= ly < item.image.height()):
+        return None
+    return item.image.pixelColor(lx, ly)
