@@ -1,0 +1,194 @@
+"""The DeepFill v2 recipe, and the real path from training to the app: export -> deep engine
+fill, fine-tune -> exported model in the user's models folder, evaluate by hole-ratio bin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inpaint_studio import networks, paths
+from inpaint_studio.engine.deep import DeepEngine
+from inpaint_studio.engine.request import FillOptions, FillRequest
+from inpaint_studio.weights import read_metadata
+from trainer import losses
+from trainer.__main__ import main
+from trainer.config import TrainConfig
+from trainer.export import export_checkpoint
+from trainer.loop import train
+from trainer.recipes import get_recipe
+
+from .test_trainer import make_photos, read_log
+
+# Small DeepFill v2 so a step takes a fraction of a second on one CPU thread.
+GEN_ARGS = {"cnum": 8}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_smooth_photos(folder: Path, n: int = 10) -> Path:
+    """One palette, slow waves in different phases: a small DeepFill v2 learns to reproduce
+    them within a few dozen steps, so the loss drop is clear above batch-to-batch noise."""
+    folder.mkdir(parents=True)
+    h, w = 80, 96
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    for i in range(n):
+        rgb = np.array([150, 90, 60], np.float32) + 30 * np.sin(xx[..., None] / 30 + i) \
+            + 20 * np.cos(yy[..., None] / 25)
+        Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(folder / f"s{i:02d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """A short DeepFill v2 run at 64x64 (shared by the export/fine-tune/evaluate tests)."""
+    root = tmp_path_factory.mktemp("df2")
+    photos = make_smooth_photos(root / "photos")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cfg = TrainConfig(arch="deepfill_v2", gen_args=GEN_ARGS, data=[str(photos)],
+                      out=str(root / "run"), size=64, batch_size=4, steps=30, workers=0,
+                      log_every=1, val_every=15, sample_every=15, ckpt_every=15, val_count=2,
+                      lr_scale=10.0, seed=1)
+    train(cfg)
+    torch.set_num_threads(before)
+    return Path(cfg.out)
+
+
+def _batch(b: int = 2, size: int = 64) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    mask = torch.zeros(b, 1, size, size)
+    mask[:, :, 16:40, 8:48] = 1
+    sketch = (torch.rand(b, 1, size, size, generator=g) > 0.9).float() * mask
+    return {"image": torch.rand(b, 3, size, size, generator=g) * 2 - 1, "mask": mask,
+            "sketch": sketch}
+
+
+def test_deepfill_v2_recipe_losses_follow_the_reference_formula():
+    recipe = get_recipe("deepfill_v2")(None, torch.device("cpu"), None)
+    assert recipe.lr_g == recipe.lr_d == 1e-4 and recipe.betas == (0.5, 0.999)
+    G = recipe.build_generator(GEN_ARGS)
+    D = recipe.build_discriminators()
+    batch = _batch()
+    out = recipe.run_generator(G, batch)
+    coarse, refined = out["stages"]
+    assert coarse.shape == refined.shape == (2, 3, 64, 64)
+
+    seen = []
+
+    class ConstantCritic(torch.nn.Module):
+        """Records its input and answers a fixed logit per sample."""
+
+        def forward(self, x):
+            seen.append(x)
+            return torch.full((x.shape[0], 4), 0.25)
+
+    const = torch.nn.ModuleDict({"patch": ConstantCritic()})
+    total, parts = recipe.g_loss(const, batch, out)
+    expected = (refined - batch["image"]).abs().mean() + (coarse - batch["image"]).abs().mean()
+    assert total.item() == pytest.approx(expected.item() - 0.25, abs=1e-5)  # hinge_g = -mean
+    assert float(parts["g_hinge"]) == pytest.approx(-0.25)
+    # D sees RGB composite + mask + sketch; outside the hole the composite is the truth.
+    d_in = seen[0]
+    assert d_in.shape == (2, 5, 64, 64)
+    keep = batch["mask"].expand(-1, 3, -1, -1) == 0
+    assert torch.equal(d_in[:, :3][keep], batch["image"][keep])
+    assert torch.equal(d_in[:, 3:4], batch["mask"]) and torch.equal(d_in[:, 4:5], batch["sketch"])
+
+    d_total, d_parts = recipe.d_loss(D, batch, {"stages": (coarse.detach(), refined.detach())})
+    assert torch.isfinite(d_total) and d_total.requires_grad
+    d_total.backward()
+    assert all(p.grad is not None for p in D.parameters() if p.requires_grad)
+    # Hinge D loss on constant logits: 0.5*relu(1-0.25) + 0.5*relu(1+0.25) = 1.0
+    d_const, _ = recipe.d_loss(const, batch, out)
+    assert d_const.item() == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_deepfill_v2_training_lowers_the_l1(trained_run):
+    log = read_log(trained_run)
+    l1 = [r["loss_l1_coarse"] + r["loss_l1_refined"] for r in log if "loss_l1_coarse" in r]
+    assert len(l1) == 30
+    assert np.mean(l1[-5:]) < 0.8 * np.mean(l1[:5]), l1
+    assert all(np.isfinite(r["loss_d_hinge"]) for r in log if "loss_d_hinge" in r)
+
+
+@pytest.mark.slow
+def test_export_loads_in_the_deep_engine_and_fills(trained_run, tmp_path):
+    card = export_checkpoint(trained_run, tmp_path / "mine.safetensors", title="Test model")
+    assert card.dtype == "float16" and card.arch == "deepfill_v2" and card.arch_args == GEN_ARGS
+    assert card.provenance["steps"] == 30 and card.provenance["photos"] == 10
+    assert card.provenance["images_seen"] == 120
+    assert card.provenance["checkpoint"] == "best.pt"
+    assert set(card.metrics) == {"val_l1", "val_psnr", "val_ssim"}
+    assert not any("patch" in name for name in card.tensors)  # no discriminator shipped
+    assert json.loads((tmp_path / "mine.json").read_text())["title"] == "Test model"
+
+    engine = DeepEngine(card.path, device="cpu")
+    assert engine.availability()
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (72, 88, 3), dtype=np.uint8)
+    mask = np.zeros((72, 88), np.uint8)
+    mask[20:44, 30:60] = 255
+    stages = list(engine.fill(FillRequest(image, mask, options=FillOptions(strategy="full"))))
+    assert [s.name for s in stages] == ["coarse", "refined"]
+    final = stages[-1].image
+    assert final.shape == image.shape and final.dtype == np.uint8
+    far = np.ones_like(mask, bool)
+    far[12:52, 22:68] = False  # well outside the (slightly dilated) hole
+    assert np.array_equal(final[far], image[far])
+    assert not np.array_equal(final[mask > 0], image[mask > 0])
+
+
+@pytest.mark.slow
+def test_finetune_exports_into_the_user_models_folder(trained_run, tmp_path, data_dir):
+    base = export_checkpoint(trained_run, tmp_path / "base.safetensors", title="Base").path
+    photos = make_photos(tmp_path / "mine", n=6, corrupt=False, size=(80, 72))
+    run = tmp_path / "ft"
+    code = main(["finetune", "--init", str(base), "--data", str(photos), "--out", str(run),
+                 "--size", "64", "--batch-size", "2", "--steps", "4", "--workers", "0",
+                 "--val-every", "2", "--val-count", "1", "--title", "My photos"])
+    assert code == 0
+    saved = TrainConfig.load(run / "config.json")
+    assert saved.arch == "deepfill_v2" and saved.gen_args == GEN_ARGS
+    assert saved.lr_scale == 0.1 and saved.early_stop == 5  # fine-tune defaults
+    exported = paths.user_models_dir() / "ft.safetensors"
+    card = read_metadata(exported)
+    assert card.title == "My photos"
+    assert card.provenance["base_model"] == "Base"
+    assert card.provenance["base_model_file"] == "base.safetensors"
+    assert card.provenance["photos"] == 6 and card.provenance["steps"] == 4
+    assert read_log(run)[-1] == {"event": "export", "step": 4, "path": str(exported)}
+
+
+@pytest.mark.slow
+def test_evaluate_reports_bins_through_the_engine(trained_run, tmp_path, capsys):
+    model = export_checkpoint(trained_run, tmp_path / "m.safetensors").path
+    photos = make_photos(tmp_path / "eval", n=3, corrupt=False, size=(64, 64))
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i, (h0, h1) in enumerate([(0, 10), (0, 22), (0, 40)]):  # 14 %, 28 %, 49 % holes
+        m = np.zeros((32, 32), np.uint8)
+        m[h0 // 2: h1 // 2 + 1, 4:28] = 255
+        Image.fromarray(m).save(masks / f"m{i}.png")
+    out_json = tmp_path / "eval.json"
+    assert main(["evaluate", "--model", str(model), "--data", str(photos), "--masks", str(masks),
+                 "--device", "cpu", "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    report = json.loads(out_json.read_text())
+    assert len(report["cases"]) == 3
+    ratios = [c["hole_ratio"] for c in report["cases"]]
+    assert sorted(report["bins"]) == sorted({c["bin"] for c in report["cases"]})
+    assert all(0 < c["hole_l1"] <= 1 and c["l1"] < c["hole_l1"] for c in report["cases"])
+    assert report["overall"]["n"] == 3 and min(ratios) > 0.1
+    assert "hole L1" in text and "all" in text
