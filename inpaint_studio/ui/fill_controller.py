@@ -154,9 +154,11 @@ class FillController(QObject):
         options = FillOptions(strategy=self.prefs.strategy, crop_margin=self.prefs.crop_margin,
                               resize_limit=self.prefs.resize_limit, device=self.device,
                               attention=attention)
-        sketch = document.sketch_in_hole()
-        request = FillRequest(document.image.copy(), document.mask.copy(),
-                              sketch if sketch.any() else None, options,
+        # Copies: the worker reads them while the user may keep painting or undoing.
+        sketch = document.sketch_in_hole() if document.sketch.any() else None
+        if sketch is not None and not sketch.any():
+            sketch = None  # every line is outside the hole: no guidance
+        request = FillRequest(document.image.copy(), document.mask.copy(), sketch, options,
                               request_id=self.service.next_request_id())
         self._timings = []
         self._t0 = time.perf_counter()

@@ -47,9 +47,11 @@ class FakeTwoStageEngine(Engine):
     def __init__(self, delay: float = 0.3) -> None:
         self.delay = delay
         self.calls = 0
+        self.last_sketch: np.ndarray | None = None
 
     def fill_core(self, image, hole, sketch, options: FillOptions) -> Iterator[CoreStage]:
         self.calls += 1
+        self.last_sketch = sketch
         coarse = image.copy()
         coarse[hole] = COARSE_RGB
         yield CoreStage("coarse", coarse)

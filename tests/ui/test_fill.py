@@ -214,3 +214,19 @@ def test_heartbeat_during_a_patchmatch_fill(window, photo_file, qtbot):
     print(f"\nheartbeat during a {time.perf_counter() - start:.2f} s PatchMatch fill: "
           f"{len(gaps)} ticks, longest gap {longest:.1f} ms")
     assert len(gaps) > 3
+
+
+def test_sketch_lines_guide_the_fill_only_inside_the_hole(window, photo_file, qtbot, engines):
+    _painted(window, photo_file)  # hole around (50..70, 40..45)
+    window.fill.engine_box.setCurrentIndex(window.fill.engine_box.findData("fake_two_stage"))
+    window.set_tool(CanvasTool.PEN)
+    drag(window, [(10, 80), (100, 80)])  # outside the hole only
+    window.start_fill()
+    _wait_idle(qtbot, window)
+    assert engines.fake.last_sketch is None
+    drag(window, [(52, 42), (68, 42)])  # inside the hole (this discards the shown result)
+    assert not window.canvas.has_result
+    window.start_fill()
+    _wait_idle(qtbot, window)
+    sketch = engines.fake.last_sketch
+    assert sketch is not None and sketch.any()
