@@ -127,13 +127,21 @@ class _Workspace:
         out.copy_(torch.bmm(a, b))
         return out
 
-    def softmax_(self, x: torch.Tensor) -> None:
-        """Softmax over the last dim of float32 ``x``, written back into ``x``."""
-        if self.reuse:
-            x.sub_(x.amax(dim=-1, keepdim=True)).exp_()
-            x.div_(x.sum(dim=-1, keepdim=True))
-        else:
+    def softmax_(self, x: torch.Tensor, invalid: torch.Tensor) -> None:
+        """Softmax over the last dim of float32 ``x`` where ``invalid`` (broadcastable to
+        ``x``) is False, written back into ``x``; invalid entries and rows without a valid
+        entry get 0."""
+        floor = torch.finfo(torch.float32).min
+        x.masked_fill_(invalid, floor)
+        if not self.reuse:
             x.copy_(torch.softmax(x, dim=-1))
+            x.masked_fill_(invalid, 0.0)
+            return
+        # exp() of arguments far below zero takes a slow path (10x slower); weights under
+        # exp(-80) ~ 2e-35 are clamped there, invalid ones zeroed after.
+        x.sub_(x.amax(dim=-1, keepdim=True)).clamp_(min=-80.0).exp_()
+        x.masked_fill_(invalid, 0.0)
+        x.div_(x.sum(dim=-1, keepdim=True).clamp_(min=1e-30))
 
 
 def _add_joint_shift(
@@ -309,7 +317,6 @@ class ContextualAttention(nn.Module):
 
         hole = self._grid_hole(mask, f)
         invalid = F.max_pool2d(hole.float(), self.ksize, 1, pad).flatten(1) > 0  # (B, N)
-        has_valid = ~invalid.all(dim=1)
         groups = self._phase_groups(b)
 
         capture = None
@@ -370,10 +377,7 @@ class ContextualAttention(nn.Module):
                     _add_joint_shift(rows, t_win, 0, 3, d, offset)
                 flat = rows.view(-1, batch, gw, n_keys)
                 flat.mul_(self.softmax_scale)
-                flat.masked_fill_(invalid[None, :, None, :], torch.finfo(torch.float32).min)
-                ws.softmax_(flat)
-                if not bool(has_valid.all()):
-                    flat.mul_(has_valid.view(1, batch, 1, 1))
+                ws.softmax_(flat, invalid[None, :, None, :])
                 if capture is not None:
                     self._capture_rows(capture, flat, a_end * gw, topk)
                 a_win, a_start, a_end = a_new, a_end - kept_a, a_stop
