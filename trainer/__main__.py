@@ -113,9 +113,11 @@ def _run_training(args: argparse.Namespace) -> int:
 
     cfg = _train_config(args)
     result = train(cfg)
+    if not _is_rank0():
+        return 0
     print(f"{args.command}: stopped after {result.step} steps ({result.stopped}); "
           f"best validation L1 {result.best_val_l1}; run folder {result.out_dir}")
-    if args.command == "finetune" and _is_rank0():
+    if args.command == "finetune":
         from .export import export_checkpoint
         from .progress import append_event
 
