@@ -228,7 +228,7 @@ class _Batches:
 # Updates
 
 
-def _update(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list[nn.Parameter],
+def apply_update(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list[nn.Parameter],
             scaler: torch.amp.GradScaler, clip: float) -> bool:
     """Backward, clip, step. Returns False (and changes no weight) when the gradients are not
     finite; a fp16 scaler then also lowers its scale."""
@@ -469,14 +469,14 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
                 if opt_d is not None:
                     with autocast():
                         d_loss, d_parts = recipe.d_loss(D_run, batch, _detached(out))
-                    ok &= _update(d_loss, opt_d, d_params, scaler, cfg.grad_clip)
+                    ok &= apply_update(d_loss, opt_d, d_params, scaler, cfg.grad_clip)
                     losses.update(d_parts)
             # Generator update against frozen discriminators.
             D.requires_grad_(False)
             with autocast():
                 g_loss, g_parts = recipe.g_loss(D_frozen, batch, out)
             D.requires_grad_(True)
-            g_ok = _update(g_loss, opt_g, g_params, scaler, cfg.grad_clip)
+            g_ok = apply_update(g_loss, opt_g, g_params, scaler, cfg.grad_clip)
             ok &= g_ok
             scaler.update()
             if g_ok:
