@@ -147,6 +147,7 @@ def test_attention_capture_through_the_generator(model):
     assert model.attention_source() is None  # capture off again
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype, tolerance", [(torch.bfloat16, 0.05), (torch.float16, 0.01)])
 def test_autocast_on_cpu_matches_fp32(model, dtype, tolerance):
     image, mask = _inputs()
@@ -193,6 +194,7 @@ def test_bad_inputs_are_explained(model):
         model(image, mask, mask[:, :, :32])
 
 
+@pytest.mark.slow
 def test_training_step_reaches_every_parameter():
     torch.manual_seed(2)
     m = build("deepfill_v2", cnum=8)
@@ -230,6 +232,7 @@ def test_sn_patchgan_is_spectrally_normalised():
     assert np.isfinite(after.numpy()).all()
 
 
+@pytest.mark.slow
 def test_hole_scope_keeps_every_hole_pixel(model):
     image, mask = _inputs(batch=1, size=128)  # hole rows 16..39
     expected = _run(model, image, mask)[1]
