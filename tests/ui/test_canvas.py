@@ -126,3 +126,21 @@ def test_clear_mask_is_undoable(window, photo_file):
     assert not doc.mask.any()
     window.actions.undo.trigger()
     assert doc.mask.any()
+
+
+def test_space_drag_pans_and_does_not_paint(window, photo_file):
+    doc = _open(window, photo_file)
+    canvas = window.canvas
+    canvas.set_zoom(8.0)
+    canvas.setFocus()
+    v0 = canvas.verticalScrollBar().value()
+    QTest.keyPress(canvas, Qt.Key.Key_Space)
+    viewport = canvas.viewport()
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(200, 200))
+    QTest.mouseMove(viewport, QPoint(200, 160))
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(200, 160))
+    QTest.keyRelease(canvas, Qt.Key.Key_Space)
+    assert canvas.verticalScrollBar().value() == v0 + 40
+    assert not doc.mask.any()
+    drag(window, [(60, 45), (62, 45)])  # without Space the left button paints again
+    assert doc.mask.any()
