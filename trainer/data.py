@@ -290,7 +290,7 @@ class InpaintDataset(torch.utils.data.Dataset):
         crop = rgb[top : top + s, left : left + s]
         if self.train and rng.random() < 0.5:
             crop = crop[:, ::-1]
-        return np.ascontiguousarray(crop)
+        return np.array(crop)  # a writable copy (Pillow's arrays are read-only)
 
     def _record_bad(self, index: int, path: Path, reason: str) -> None:
         self._bad_indices.add(index)
@@ -298,8 +298,6 @@ class InpaintDataset(torch.utils.data.Dataset):
         warnings.warn(f"skipping photo {path}: {reason}", stacklevel=3)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if torch.utils.data.get_worker_info() is not None:
-            cv2.setNumThreads(1)  # workers already run in parallel; avoid oversubscription
         rng = self._rng(index)
         newly_bad = 0
         path: Path | None = None
