@@ -207,7 +207,6 @@ def test_only_bad_files_stop_with_a_clear_error(tmp_path):
         ds[0]
 
 
-@pytest.mark.slow
 def test_dataloader_workers_batch_samples(photos):
     _add_bad_files(photos)
     ds = InpaintDataset(list_images([photos]), size=32)
