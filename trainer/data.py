@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -82,11 +83,11 @@ class PathList(Sequence[Path]):
     @classmethod
     def from_paths(cls, paths: Iterable[str | os.PathLike]) -> PathList:
         buffer = bytearray()
-        offsets = [0]
+        offsets = array("q", [0])  # 8 bytes per path while scanning, not a Python int each
         for path in paths:
             buffer += os.fsencode(path)
             offsets.append(len(buffer))
-        return cls(np.frombuffer(bytes(buffer), np.uint8), np.asarray(offsets, np.int64))
+        return cls(np.frombuffer(bytes(buffer), np.uint8), np.frombuffer(offsets, np.int64).copy())
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -103,13 +104,20 @@ class PathList(Sequence[Path]):
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> PathList:
         """The paths at ``indices`` (in that order) as a new compact list."""
-        idx = np.asarray(indices, np.int64)
+        idx = np.asarray(indices, np.int64).reshape(-1)
         starts = self._offsets[idx]
         lengths = self._offsets[idx + 1] - starts
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        # Byte positions of every selected path, gathered in one vectorised step.
-        gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
-        return PathList(self._blob[gather], offsets)
+        blob = np.empty(int(offsets[-1]), np.uint8)
+        # Byte positions of the selected paths, gathered vectorised but a chunk of paths at a
+        # time so the int64 position array stays small even for millions of paths.
+        chunk = 16384
+        for first in range(0, len(idx), chunk):
+            last = min(first + chunk, len(idx))
+            lo, hi = offsets[first], offsets[last]
+            shift = np.repeat(starts[first:last] - offsets[first:last], lengths[first:last])
+            blob[lo:hi] = self._blob[shift + np.arange(lo, hi)]
+        return PathList(blob, offsets)
 
     def nbytes(self) -> int:
         """Memory held by the listing, in bytes."""
@@ -119,19 +127,21 @@ class PathList(Sequence[Path]):
 def list_images(roots: Iterable[str | os.PathLike]) -> PathList:
     """Scan ``roots`` once (see :func:`find_images`) into a :class:`PathList`. A folder that
     holds no image raises ``ValueError`` naming it and the accepted extensions."""
-    blobs, offsets, total = bytearray(), [0], 0
-    for root in [Path(r) for r in roots]:
-        before = total
-        for path in find_images([root]):
-            blobs += os.fsencode(path)
-            offsets.append(len(blobs))
-            total += 1
-        if total == before:
-            raise ValueError(
-                f"no photos found in {root} (searched recursively for "
-                f"{', '.join(IMAGE_EXTENSIONS)})"
-            )
-    return PathList(np.frombuffer(bytes(blobs), np.uint8), np.asarray(offsets, np.int64))
+    folders = [Path(r) for r in roots]
+
+    def every_root_nonempty() -> Iterator[Path]:
+        for folder in folders:
+            found = 0
+            for path in find_images([folder]):
+                found += 1
+                yield path
+            if not found:
+                raise ValueError(
+                    f"no photos found in {folder} (searched recursively for "
+                    f"{', '.join(IMAGE_EXTENSIONS)})"
+                )
+
+    return PathList.from_paths(every_root_nonempty())
 
 
 def validation_split(paths: PathList, n: int, seed: int) -> tuple[PathList, PathList]:
