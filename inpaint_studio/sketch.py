@@ -81,7 +81,9 @@ def thin_lines(binary: np.ndarray, max_iterations: int = 50) -> np.ndarray:
             n = _neighbours(img)
             count = sum(x.astype(np.int32) for x in n)
             ring = n + n[:1]
-            transitions = sum(((ring[i] == 0) & (ring[i + 1] == 1)).astype(np.int32) for i in range(8))
+            transitions = sum(
+                ((ring[i] == 0) & (ring[i + 1] == 1)).astype(np.int32) for i in range(8)
+            )
             p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
             if step == 0:
                 corner = (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)

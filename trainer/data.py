@@ -159,8 +159,8 @@ def validation_split(paths: PathList, n: int, seed: int) -> tuple[PathList, Path
 # --- reading -----------------------------------------------------------------------------
 
 
-class _TinyImage(ValueError):
-    pass
+class TinyImage(ValueError):
+    """A photo whose shorter side is under the dataset's ``min_side``."""
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
@@ -180,14 +180,14 @@ def read_photo(path: Path, short_side: Callable[[int], int], min_side: int) -> n
 
     JPEGs are decoded at the smallest DCT scale that is still large enough (Pillow draft
     mode), so a 24-megapixel photo cropped at 256 costs a fraction of a full decode. Raises
-    ``_TinyImage`` if the shorter side is below ``min_side``, and Pillow's errors for
+    :class:`TinyImage` if the shorter side is below ``min_side``, and Pillow's errors for
     unreadable or truncated files.
     """
     with Image.open(path) as image:
         width, height = image.size
         short = min(width, height)
         if short < min_side:
-            raise _TinyImage(f"too small ({width}x{height}, shorter side under {min_side} px)")
+            raise TinyImage(f"too small ({width}x{height}, shorter side under {min_side} px)")
         target = short_side(short)
         scale = target / short
         if image.format == "JPEG" and scale < 1:

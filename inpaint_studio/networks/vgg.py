@@ -57,7 +57,9 @@ def load_vgg16_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         return load_file(str(path))
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict (got {type(state).__name__}). {CONVERT_HINT}")
+        raise ValueError(
+            f"{path} does not hold a state dict (got {type(state).__name__}). {CONVERT_HINT}"
+        )
     return state
 
 
