@@ -53,7 +53,11 @@ def _ensure_builtin() -> None:
 def _deep_engines(device: str) -> list[Engine]:
     try:
         from .deep import discover_deep_engines
-    except ImportError:  # torch missing or the deep engine not built yet
+    except ModuleNotFoundError as exc:
+        # Only a missing torch makes the deep engines optional; any other import failure is a
+        # broken installation and must surface, not silently empty the engine list.
+        if exc.name != "torch":
+            raise
         return []
     return discover_deep_engines(device=device)
 
@@ -117,6 +121,8 @@ def clear_cache() -> None:
         _CACHE.clear()
     try:
         from .deep import clear_deep_cache
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
         return
     clear_deep_cache()
