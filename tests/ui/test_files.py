@@ -99,3 +99,6 @@ def test_drop_and_paste_of_a_file_path_open_it(window, photo_file):
     assert window.document is not None
     assert recent_files(window.settings) == [str(photo_file.resolve())]
     assert window.recent_menu.actions()[0].text() == "photo.png"
+    # The clipboard owns the QMimeData; clearing it now, while the QApplication lives, keeps the
+    # process from freeing it a second time at interpreter exit (a segfault, exit code 139).
+    QApplication.clipboard().clear()
