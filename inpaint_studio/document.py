@@ -23,6 +23,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .fileutil import atomic_write
+
 HOLE = 255
 SESSION_VERSION = 1
 
@@ -483,7 +485,8 @@ class Document:
 
     def save_session(self, path: str | Path) -> None:
         """Write :meth:`to_session_bytes` to ``path`` atomically (temp file + replace)."""
-        write_atomic(Path(path), self.to_session_bytes())
+        payload = self.to_session_bytes()
+        atomic_write(path, lambda f: f.write(payload), make_parents=True)
 
     @classmethod
     def load_session(cls, path: str | Path) -> Document:
@@ -513,11 +516,3 @@ class Document:
         doc._clean_top = _NEVER_SAVED
         doc.revision = 1
         return doc
-
-
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary sibling and an atomic replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(payload)
-    tmp.replace(path)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import struct
 import threading
 import warnings
@@ -36,6 +35,8 @@ from typing import Callable, Iterator, Union
 import cv2
 import numpy as np
 from PIL import Image, ImageCms
+
+from .fileutil import atomic_write
 
 PathLike = Union[str, os.PathLike]
 
@@ -369,7 +370,7 @@ def save_mask(path: PathLike, mask: np.ndarray, overwrite: bool = False) -> Path
         raise ValueError(f"mask must be a uint8 or bool array (H, W), got {mask.dtype} {mask.shape}")
     binary = np.where(mask.astype(np.uint8) > (0 if mask.dtype == np.bool_ else 127), 255, 0)
     image = Image.fromarray(binary.astype(np.uint8))
-    _atomic_write(path, overwrite, lambda f: image.save(f, format="PNG"))
+    atomic_write(path, lambda f: image.save(f, format="PNG"), overwrite=overwrite)
     return path
 
 
@@ -423,7 +424,7 @@ def save_image(
         image = _pillow_image(rgb, alpha, gray)
         params = _save_params(fmt, _matching_icc(icc, image.mode), exif, quality)
         writer = lambda f: image.save(f, format=fmt, **params)  # noqa: E731
-    _atomic_write(path, overwrite, writer)
+    atomic_write(path, writer, overwrite=overwrite)
     return path
 
 
@@ -517,27 +518,3 @@ def _png_with_metadata(png: bytes, icc: bytes | None, exif: bytes | None) -> byt
         extra += chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
     ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, length, type, IHDR data, CRC
     return png[:ihdr_end] + extra + png[ihdr_end:]
-
-
-def _atomic_write(path: Path, overwrite: bool, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write through a temporary file in the same folder, then ``os.replace`` it into place,
-    so a crash or an encoder error never leaves a half-written photo or touches the old one."""
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; refusing to overwrite it (ask to overwrite)")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder, not a file name")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot save {path}: folder {folder} does not exist")
-    temp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    # os.open with 0o666 lets the umask decide the final permissions, as for any new file.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

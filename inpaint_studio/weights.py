@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,6 +31,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save as save_to_bytes
 from torch import nn
+
+from .fileutil import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -117,21 +118,6 @@ def card_path(weights_path: str | os.PathLike) -> Path:
 # Saving
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    # A crash mid-write must never leave a half file under the final name (the app would list
-    # it and fail to load it), so write beside it and rename over it in one step.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _json(value: Any, key: str) -> str:
     try:
         return json.dumps(value, sort_keys=True)
@@ -196,12 +182,13 @@ def save_model(
         if key not in header:
             header[key] = _json(value, key)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(path, save_to_bytes(tensors, metadata=header))
+    # Atomic: a crash mid-write must never leave a half file under the final name (the app
+    # would list it and fail to load it).
+    payload = save_to_bytes(tensors, metadata=header)
+    atomic_write(path, lambda f: f.write(payload), make_parents=True)
     card = read_metadata(path)
-    _atomic_write_bytes(
-        card_path(path), (json.dumps(card.to_json(), indent=2, sort_keys=False) + "\n").encode()
-    )
+    card_text = json.dumps(card.to_json(), indent=2, sort_keys=False) + "\n"
+    atomic_write(card_path(path), lambda f: f.write(card_text.encode()))
     return card
 
 

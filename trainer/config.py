@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inpaint_studio.fileutil import atomic_write
+
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 
@@ -101,11 +103,9 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
-        """Write the configuration as indented JSON (atomically: temp file + rename)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        tmp.replace(path)
+        """Write the configuration as indented JSON, atomically."""
+        text = json.dumps(self.to_json(), indent=2) + "\n"
+        atomic_write(path, lambda f: f.write(text.encode()))
 
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> "TrainConfig":

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from inpaint_studio import metrics
+from inpaint_studio.fileutil import atomic_write
 
 # Hole-ratio bins (fractions of the image), labelled in percent like the shared eval data.
 HOLE_BINS: tuple[tuple[float, float], ...] = (
@@ -191,5 +192,5 @@ def evaluate_model(model: Path, pairs: list[EvalPair], device: str = "auto",
 
 
 def write_report(report: EvalReport, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    text = json.dumps(report.to_json(), indent=2) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()), make_parents=True)

@@ -32,6 +32,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from inpaint_studio.fileutil import atomic_write
+
 LOG_NAME = "log.jsonl"
 
 
@@ -122,8 +124,9 @@ class Progress:
         if not self.enabled:
             return None
         path = self.out_dir / "samples" / f"step_{step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(grid).save(path)
+        # Atomic: the fine-tune dialog shows the newest PNG while training writes the next.
+        image = Image.fromarray(grid)
+        atomic_write(path, lambda f: image.save(f, format="PNG"), make_parents=True)
         self.event("sample", step, path=str(path))
         if self._tb is not None:
             self._tb.add_image("samples", grid, step, dataformats="HWC")
