@@ -17,9 +17,12 @@ so benchmarks stay honest). Only hole pixels go back, through the hole dilated b
 linearly to 0 across the band, so every pixel farther than ``SEAM_PX`` from the hole is the
 input's, bit for bit.
 
-Cost model: the engine's work is the sum of its crops' work; around it this layer spends a few
-O(H*W) numpy passes (hole test, connected components, one output copy per stage). A 12 MP photo
-with a small hole therefore costs about what its crop costs plus tens of milliseconds.
+Cost model: the engine's work is the sum of its crops' work. Around it, the ``crop`` strategy's
+work is proportional to the hole, not the photo: one GIL-free OpenCV pass finds the bounding
+box of the mask (:class:`HoleWindow`); thresholding, connected components, seam weights and
+compositing all run inside that box or inside each region's band around its hole. The only
+full-size steps left are that pass and one output copy per stage (``memcpy``, which numpy runs
+without the GIL), so a fill in a worker thread never stalls a UI thread for long.
 """
 
 from __future__ import annotations
@@ -78,6 +81,55 @@ class Region:
         )
 
 
+@dataclass(frozen=True)
+class HoleWindow:
+    """The request's boolean hole, kept only inside the bounding box of the hole pixels.
+
+    hole: ``bool (y1 - y0, x1 - x0)``, True = fill; rows ``y0:y1``, columns ``x0:x1`` of an
+    image of ``image_shape`` ``(H, W)``. An empty hole has a ``(0, 0)`` window.
+    """
+
+    hole: np.ndarray
+    y0: int
+    x0: int
+    image_shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, mask: np.ndarray) -> HoleWindow:
+        """The window of a ``uint8 (H, W)`` mask (hole where ``> 127``).
+
+        ``cv2.boundingRect`` of the non-zero pixels is one pass that releases the GIL; the
+        threshold then runs inside that box only.
+        """
+        x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask))
+        hole = mask[y:y + h, x:x + w] > 127
+        # Faint mask values (1..127) widen the first box without being holes: tighten it.
+        tx, ty, tw, th = cv2.boundingRect(hole.view(np.uint8))
+        return cls(hole[ty:ty + th, tx:tx + tw], y + ty, x + tx, mask.shape[:2])
+
+    @property
+    def y1(self) -> int:
+        return self.y0 + self.hole.shape[0]
+
+    @property
+    def x1(self) -> int:
+        return self.x0 + self.hole.shape[1]
+
+    @property
+    def empty(self) -> bool:
+        return self.hole.size == 0
+
+    def crop(self, region: Region) -> np.ndarray:
+        """``bool (region.height, region.width)``: the hole inside ``region``."""
+        out = np.zeros((region.height, region.width), dtype=np.bool_)
+        y0, x0 = max(self.y0, region.y0), max(self.x0, region.x0)
+        y1, x1 = min(self.y1, region.y1), min(self.x1, region.x1)
+        if y1 > y0 and x1 > x0:
+            out[y0 - region.y0:y1 - region.y0, x0 - region.x0:x1 - region.x0] = \
+                self.hole[y0 - self.y0:y1 - self.y0, x0 - self.x0:x1 - self.x0]
+        return out
+
+
 def _downscale_for(longer_side: int, limit: int | None) -> float:
     if limit is None or longer_side <= limit:
         return 1.0
@@ -103,21 +155,27 @@ def merge_boxes(boxes: list[Region]) -> list[Region]:
     return sorted(merged, key=lambda r: (r.y0, r.x0))
 
 
-def crop_regions(hole: np.ndarray, margin: int, working_size: int | None) -> list[Region]:
-    """The ``crop`` strategy's regions for a boolean ``(H, W)`` hole.
+def crop_regions(hole: np.ndarray, margin: int, working_size: int | None,
+                 origin: tuple[int, int] = (0, 0), image_shape: tuple[int, int] | None = None) -> list[Region]:
+    """The ``crop`` strategy's regions for a boolean hole.
 
+    hole: ``bool (h, w)``, the part of the image whose top-left pixel is ``origin``
+    ``(y, x)``; ``image_shape`` ``(H, W)`` (default: ``hole.shape``) clamps the boxes.
     Each 8-connected component's bounding box grows by ``max(margin, SEAM_PX)`` (the seam band
     must lie inside the crop), is clamped to the image and merged with any box it overlaps or
-    touches; a merged box longer than ``working_size`` gets a downscale factor.
+    touches; a merged box longer than ``working_size`` gets a downscale factor. Regions are in
+    full-image coordinates.
     """
-    h, w = hole.shape
+    h, w = image_shape if image_shape is not None else hole.shape
+    oy, ox = origin
     grow = max(margin, SEAM_PX)
     count, _, stats, _ = cv2.connectedComponentsWithStats(
-        hole.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S
+        hole.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
     )
     boxes = []
     for label in range(1, count):  # label 0 is the background
         x, y, bw, bh = (int(v) for v in stats[label, :4])
+        x, y = x + ox, y + oy
         boxes.append(
             Region(max(0, y - grow), max(0, x - grow), min(h, y + bh + grow), min(w, x + bw + grow))
         )
@@ -128,12 +186,13 @@ def crop_regions(hole: np.ndarray, margin: int, working_size: int | None) -> lis
     ]
 
 
-def plan_regions(hole: np.ndarray, request: FillRequest, engine: Engine) -> list[Region]:
-    """Regions for the request's strategy (``hole`` is the request's boolean hole)."""
+def plan_regions(window: HoleWindow, request: FillRequest, engine: Engine) -> list[Region]:
+    """Regions for the request's strategy (``window``: the request's hole)."""
     options = request.options
-    h, w = hole.shape
+    h, w = window.image_shape
     if options.strategy == "crop":
-        return crop_regions(hole, options.crop_margin, engine.working_size)
+        return crop_regions(window.hole, options.crop_margin, engine.working_size,
+                            (window.y0, window.x0), window.image_shape)
     if options.strategy == "resize":
         return [Region(0, 0, h, w, _downscale_for(max(h, w), options.resize_limit))]
     return [Region(0, 0, h, w)]
@@ -165,22 +224,47 @@ def seam_weight(hole: np.ndarray) -> np.ndarray:
 
 @dataclass
 class PreparedCrop:
-    """What the engine gets for one region and what paste-back needs."""
+    """What the engine gets for one region and what paste-back needs.
+
+    band: the part of the region that paste-back may change (the hole's bounding box grown
+        by the seam), full-image coordinates, scale 1; ``weight`` covers exactly this box.
+    """
 
     region: Region
     image: np.ndarray  # uint8 (ph, pw, 3), padded, hole pixels zeroed
     hole: np.ndarray  # bool (ph, pw)
     sketch: np.ndarray | None  # bool (ph, pw), inside the hole only
-    weight: np.ndarray  # float32 (region.height, region.width), the feathered paste-back weight
+    band: Region
+    weight: np.ndarray  # float32 (band.height, band.width), the feathered paste-back weight
+
+    def __post_init__(self) -> None:
+        # Split once, used by every stage: weight 1 is a plain copy, only the thin seam ring
+        # (0 < weight < 1) needs per-pixel blending.
+        self.inner = (self.weight >= 1.0)[..., None]
+        self.ring = np.nonzero((self.weight > 0) & (self.weight < 1.0))
+        self.ring_weight = self.weight[self.ring][:, None]
 
 
-def prepare_crop(request: FillRequest, hole: np.ndarray, region: Region, multiple: int) -> PreparedCrop:
+def seam_band(crop_hole: np.ndarray, region: Region) -> Region:
+    """The box of ``region`` (full-image coordinates) that holds its hole ``crop_hole``
+    (``bool (region.height, region.width)``) and the seam band around it."""
+    x, y, w, h = cv2.boundingRect(crop_hole.view(np.uint8))
+    reach = SEAM_PX + 1
+    return Region(
+        region.y0 + max(0, y - reach), region.x0 + max(0, x - reach),
+        region.y0 + min(region.height, y + h + reach), region.x0 + min(region.width, x + w + reach),
+    )
+
+
+def prepare_crop(request: FillRequest, window: HoleWindow, region: Region, multiple: int) -> PreparedCrop:
     """Cut, scale, erase and pad one region of the request for ``Engine.fill_core``."""
     rows, cols = slice(region.y0, region.y1), slice(region.x0, region.x1)
     image = request.image[rows, cols]
-    crop_hole = hole[rows, cols]
+    crop_hole = window.crop(region)
     sketch = None if request.sketch is None else (request.sketch[rows, cols] > 127) & crop_hole
-    weight = seam_weight(crop_hole)
+    band = seam_band(crop_hole, region)
+    weight = seam_weight(crop_hole[band.y0 - region.y0:band.y1 - region.y0,
+                                   band.x0 - region.x0:band.x1 - region.x0])
     if region.scale < 1.0:
         sh, sw = region.scaled_size
         image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
@@ -197,6 +281,7 @@ def prepare_crop(request: FillRequest, hole: np.ndarray, region: Region, multipl
         image=np.ascontiguousarray(pad_to_multiple(image, multiple)),
         hole=np.ascontiguousarray(pad_to_multiple(crop_hole, multiple)),
         sketch=None if sketch is None else np.ascontiguousarray(pad_to_multiple(sketch, multiple)),
+        band=band,
         weight=weight,
     )
 
@@ -215,14 +300,16 @@ def restore_crop(core_image: np.ndarray, region: Region) -> np.ndarray:
 
 
 def paste_back(canvas: np.ndarray, filled: np.ndarray, crop: PreparedCrop) -> None:
-    """Blend ``filled`` (the region's restored fill) into ``canvas`` in place with the region's
-    feathered weight; pixels of weight 0 are not touched."""
-    r = crop.region
-    target = canvas[r.y0:r.y1, r.x0:r.x1]
-    touched = crop.weight > 0
-    w = crop.weight[touched][:, None]
-    blended = w * filled[touched].astype(np.float32) + (1.0 - w) * target[touched].astype(np.float32)
-    target[touched] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    """Blend ``filled`` (the region's restored fill, ``uint8 (region.height, region.width,
+    3)``) into ``canvas`` in place inside the crop's band with its feathered weight; pixels
+    of weight 0 are not touched."""
+    r, b = crop.region, crop.band
+    target = canvas[b.y0:b.y1, b.x0:b.x1]
+    source = filled[b.y0 - r.y0:b.y1 - r.y0, b.x0 - r.x0:b.x1 - r.x0]
+    w = crop.ring_weight
+    blended = w * source[crop.ring].astype(np.float32) + (1.0 - w) * target[crop.ring].astype(np.float32)
+    np.copyto(target, source, where=crop.inner)
+    target[crop.ring] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
 class CropAttention:
@@ -249,10 +336,10 @@ class CropAttention:
             if region.scale < 1.0:
                 local = cv2.resize(local, (region.width, region.height), interpolation=cv2.INTER_LINEAR)
                 local = np.maximum(local, 0.0)
-            full = np.zeros(self._shape, dtype=np.float32)
-            full[region.y0:region.y1, region.x0:region.x1] = local
-            total = float(full.sum())
-            return full / total if total > 0 else full
+            total = float(local.sum())
+            full = np.zeros(self._shape, dtype=np.float32)  # calloc: untouched pages cost nothing
+            full[region.y0:region.y1, region.x0:region.x1] = local / total if total > 0 else local
+            return full
         return None
 
 
@@ -261,30 +348,39 @@ def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = 
 
     Yields one composited :class:`FillStage` per name in ``engine.stage_names`` (all regions'
     "coarse" before any region's "refined"), or a single "final" copy of the input for an empty
-    mask. Raises :class:`FillCancelled` before each region's stage when ``cancel`` is set.
+    mask. Each stage's ``extras["changed"]`` is ``(rows, cols)``, a pair of slices outside of
+    which the stage's image is the input's, bit for bit (empty slices for an empty mask), so a
+    receiver redraws or compares only that box. Raises :class:`FillCancelled` before each
+    region's stage when ``cancel`` is set.
     """
     cancel = cancel or CancelToken()
     clock = Stopwatch()
     cancel.raise_if_cancelled()
-    hole = request.hole
-    if not hole.any():
-        yield FillStage("final", request.image.copy(), clock(), request.request_id, final=True)
+    window = HoleWindow.of(request.mask)
+    if window.empty:
+        yield FillStage("final", request.image.copy(), clock(), request.request_id, final=True,
+                        extras={"changed": (slice(0, 0), slice(0, 0))})
         return
 
-    regions = plan_regions(hole, request, engine)
+    regions = plan_regions(window, request, engine)
     stage_count = len(engine.stage_names)
     crops: list[PreparedCrop] = []
     runs: list[Iterator[CoreStage]] = []
     try:
         for region in regions:
             cancel.raise_if_cancelled()
-            crop = prepare_crop(request, hole, region, engine.multiple)
+            crop = prepare_crop(request, window, region, engine.multiple)
             crops.append(crop)
             runs.append(iter(engine.fill_core(crop.image, crop.hole, crop.sketch, request.options)))
+        changed = crops[0].band
+        for crop in crops[1:]:
+            changed = changed.union(crop.band)
         for index in range(stage_count):
+            # Each stage is its own full-size array (a receiver may keep an earlier one);
+            # the copy is a memcpy numpy runs without the GIL.
             canvas = request.image.copy()
             attention: list[tuple[Region, AttentionSource]] = []
-            extras: dict = {}
+            extras: dict = {"changed": (slice(changed.y0, changed.y1), slice(changed.x0, changed.x1))}
             name = engine.stage_names[index]
             for crop, run in zip(crops, runs):
                 cancel.raise_if_cancelled()
@@ -302,7 +398,7 @@ def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = 
                     else:
                         extras[key] = value
             if attention:
-                extras["attention"] = CropAttention(hole.shape, attention)
+                extras["attention"] = CropAttention(window.image_shape, attention)
             yield FillStage(
                 name, canvas, clock(), request.request_id, final=index == stage_count - 1, extras=extras
             )
