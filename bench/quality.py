@@ -5,7 +5,12 @@ the mask is resized nearest-neighbour to the photo and thresholded at 127; the p
 through the engine API with the default strategy; scores are L1 over the hole, L1 over the
 image (both mean absolute error in [0, 1]), PSNR and SSIM over the image, averaged per bin.
 
-    python bench/quality.py --engines patchmatch,telea,ns [--quick N] [--sheet PATH] [--data DIR]
+    python bench/quality.py --engines patchmatch,telea,ns[,pypatchmatch] [--quick N] [--sheet PATH]
+                            [--data DIR]
+
+``pypatchmatch`` is the PyPI ``pypatchmatch`` library (``pip install pypatchmatch``, the ``bench``
+extra), run through the same engine API (same crop, zeroed hole, paste-back) with 7x7 patches
+like ours and a fixed seed; only this benchmark imports it, never the package.
 
 Prints one table (bin x engine) and writes a contact sheet PNG: for a few pairs, the input with
 its hole shown, each engine's fill, and the original.
@@ -26,12 +31,46 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` and the package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, EvalPair, default_data_dir, load_pair, read_eval_pairs  # noqa: E402
-from inpaint_studio.engine import FillRequest, get_engine  # noqa: E402
+from inpaint_studio.engine import FillOptions, FillRequest, get_engine  # noqa: E402
+from inpaint_studio.engine.base import CoreStage, Engine  # noqa: E402
 from inpaint_studio.metrics import l1, psnr, ssim  # noqa: E402
 
 METRICS = ("hole_l1", "image_l1", "psnr", "ssim", "seconds")
 THUMB_HEIGHT = 200
 HOLE_TINT = np.array([255, 0, 255], np.float32)
+PYPATCHMATCH = "pypatchmatch"
+
+
+class PyPatchMatchReference(Engine):
+    """The ``pypatchmatch`` library behind our engine API, for comparison only (not registered).
+
+    Patch radius 3 (7x7 patches, as ours and as its examples); its random seed is set from the
+    request before every fill so runs repeat."""
+
+    name = PYPATCHMATCH
+    title = "pypatchmatch (PyPI reference)"
+    kind = "classical"
+    working_size = None
+    multiple = 1
+    stage_names = ("final",)
+
+    def fill_core(self, image, hole, sketch, options: FillOptions):
+        from patchmatch import patch_match
+
+        patch_match.set_random_seed(options.seed)
+        yield CoreStage("final", patch_match.inpaint(image, hole, patch_size=3))
+
+
+def make_engine(name: str) -> Engine:
+    """A registered engine by name, or the pypatchmatch reference; a clear exit when the
+    library is missing."""
+    if name != PYPATCHMATCH:
+        return get_engine(name)
+    try:
+        import patchmatch  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit(f"--engines {PYPATCHMATCH} needs the library: pip install pypatchmatch ({exc})")
+    return PyPatchMatchReference()
 
 
 def score(original: np.ndarray, filled: np.ndarray, hole: np.ndarray, seconds: float) -> dict[str, float]:
@@ -112,7 +151,7 @@ def format_table(results: dict[tuple[str, str], list[dict[str, float]]], engines
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engines", default="patchmatch,telea,ns", help="comma-separated engine names")
+    parser.add_argument("--engines", default="patchmatch,telea,ns", help=f"comma-separated engine names ({PYPATCHMATCH} for the PyPI library)")
     parser.add_argument("--quick", type=int, metavar="N", help="only the first N photos (all their bins)")
     parser.add_argument("--data", type=Path, default=default_data_dir(), help="data folder (eval_pairs.tsv)")
     parser.add_argument("--sheet", type=Path, default=REPO / "docs" / "quality_sheet.png", help="contact sheet PNG")
@@ -120,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     names = [n.strip() for n in args.engines.split(",") if n.strip()]
-    engines = {name: get_engine(name) for name in names}
+    engines = {name: make_engine(name) for name in names}
     pairs = read_eval_pairs(args.data, args.quick)
     on_sheet = set(sheet_pairs(pairs, args.sheet_rows))
     results: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
