@@ -288,8 +288,14 @@ class Document:
         raise ValueError(f"unknown plane {name!r}; expected image, mask or sketch")
 
     def sketch_in_hole(self) -> np.ndarray:
-        """The sketch restricted to the hole (the only part that guides a fill)."""
-        return np.where(self.mask > 127, self.sketch, 0).astype(np.uint8)
+        """The sketch restricted to the hole (the only part that guides a fill), ``uint8
+        (H, W)``; only the sketch's bounding box is compared with the mask."""
+        out = np.zeros_like(self.sketch)
+        box = bounding_rect(self.sketch)
+        if not box.empty:
+            rows, cols = box.slices
+            out[rows, cols] = np.where(self.mask[rows, cols] > 127, self.sketch[rows, cols], 0)
+        return out
 
     # ------------------------------------------------------------------- strokes
     def begin_stroke(self, layer: Layer | str, tool: Tool | str, radius: float) -> None:
@@ -380,11 +386,13 @@ class Document:
         self._apply(edit, after=True)
         return rect
 
-    def apply_fill(self, result: np.ndarray) -> Rect:
+    def apply_fill(self, result: np.ndarray, changed: Rect | None = None) -> Rect:
         """Commit a fill result (RGB ``uint8`` ``(H, W, 3)``) as one undo step.
 
         The image takes the result's pixels, the mask and sketch are cleared (the user paints
-        a new hole on the result), earlier history stays. Returns the dirty rect.
+        a new hole on the result), earlier history stays. ``changed``: a rectangle outside of
+        which the caller knows ``result`` equals the image (the fill's changed box), so only
+        it is compared; default: the whole image. Returns the dirty rect.
         """
         if not isinstance(result, np.ndarray) or result.shape != self.image.shape \
                 or result.dtype != np.uint8:
@@ -395,7 +403,12 @@ class Document:
         if self._stroke is not None:
             raise RuntimeError("cannot apply a fill while a stroke is in progress")
         patches: list[Patch] = []
-        rect = bounding_rect(result != self.image)
+        box = self.full_rect if changed is None else changed.clip(self.width, self.height)
+        rect = EMPTY_RECT
+        if not box.empty:
+            inner = bounding_rect(result[box.slices] != self.image[box.slices])
+            if not inner.empty:
+                rect = Rect(inner.x0 + box.x0, inner.y0 + box.y0, inner.x1 + box.x0, inner.y1 + box.y0)
         if not rect.empty:
             patches.append(Patch("image", rect, self.image[rect.slices].copy(), result[rect.slices].copy()))
         cleared = self._clear_patches([Layer.MASK.value, Layer.SKETCH.value], "fill")

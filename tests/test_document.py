@@ -224,3 +224,37 @@ def test_load_session_reports_a_bad_file(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="cannot read session"):
         Document.load_session(bad)
+
+
+def test_apply_fill_with_a_changed_box_compares_only_inside_it(photo):
+    doc = Document(photo)
+    doc.set_layer("mask", _box_mask(photo, 20, 30, 40, 50))
+    result = photo.copy()
+    result[25:35, 42:48] = 0
+    rect = doc.apply_fill(result, changed=Rect(40, 20, 50, 40))
+    # The image patch is the tight box of changed pixels inside the hint.
+    image_patch = next(p for p in doc._undo[-1].patches if p.plane == "image")
+    assert image_patch.rect == Rect(42, 25, 48, 35)
+    assert rect.contains(Rect(42, 25, 48, 35))
+    np.testing.assert_array_equal(doc.image, result)
+    doc.undo()
+    np.testing.assert_array_equal(doc.image, photo)
+
+
+def test_sketch_in_hole_keeps_only_lines_inside_the_hole(photo):
+    doc = Document(photo)
+    doc.set_layer("mask", _box_mask(photo, 10, 10, 30, 30))
+    sketch = np.zeros(photo.shape[:2], np.uint8)
+    sketch[20, 0:60] = 255
+    doc.set_layer("sketch", sketch)
+    inside = doc.sketch_in_hole()
+    assert inside.shape == sketch.shape and inside.dtype == np.uint8
+    assert inside[20, 10:30].tolist() == [255] * 20
+    assert not inside[:, :10].any() and not inside[:, 30:].any()
+    assert not Document(photo).sketch_in_hole().any()
+
+
+def _box_mask(photo, y0, x0, y1, x1):
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[y0:y1, x0:x1] = 255
+    return mask

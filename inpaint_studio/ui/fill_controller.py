@@ -13,7 +13,7 @@ from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox
 
 from .. import engine as engine_api
-from ..document import Document
+from ..document import Document, Rect
 from ..engine import AttentionSource, FillOptions, FillRequest, FillStage
 from .canvas import CanvasView
 from .settings import Preferences
@@ -74,6 +74,7 @@ class FillController(QObject):
         self.engine_box.currentIndexChanged.connect(self._engine_changed)
 
         self.result: FillStage | None = None
+        self.result_rect: Rect | None = None  # where the shown result differs from the photo
         self.stages_seen: list[tuple[int, str]] = []  # (request id, stage name) shown
         self.stale_dropped = 0
         self._timings: list[str] = []
@@ -184,6 +185,7 @@ class FillController(QObject):
             self.stale_dropped += 1  # a superseded or cancelled request
             return
         self.result = stage
+        self.result_rect = update.changed
         self.stages_seen.append((stage.request_id, stage.name))
         self.canvas.show_heatmap(None)
         self.canvas.show_result(stage.image, update.changed)
@@ -212,7 +214,7 @@ class FillController(QObject):
         if document is None or self.result is None:
             return False
         self.service.cancel()  # a refining stage must not replace what was just applied
-        rect = document.apply_fill(self.result.image)
+        rect = document.apply_fill(self.result.image, self.result_rect)
         self._drop_result()
         self.canvas.refresh_image(rect)
         self.canvas.refresh_layers(rect)
@@ -230,6 +232,7 @@ class FillController(QObject):
 
     def _drop_result(self) -> None:
         self.result = None
+        self.result_rect = None
         self.canvas.show_result(None)
         self.result_changed.emit(False)
 

@@ -7,6 +7,7 @@ costs what the dab covers.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PySide6.QtGui import QImage
 
@@ -43,6 +44,25 @@ def write_rgb(image: QImage, rgb: np.ndarray, rect: Rect) -> None:
     dst[..., 1] = src[..., 1]
     dst[..., 2] = src[..., 0]
     dst[..., 3] = 255
+
+
+def write_downscaled(level: QImage, image: QImage, factor: int, rect: Rect) -> None:
+    """Rewrite the part of ``level`` (``image`` reduced ``factor`` times, same 32-bit format,
+    size rounded up) that covers ``rect`` of ``image``, by area averaging
+    (premultiplied alpha averages correctly). ``rect`` grows to whole level pixels first."""
+    w, h = image.width(), image.height()
+    rect = rect.clip(w, h)
+    if rect.empty:
+        return
+    mx0, my0 = rect.x0 // factor, rect.y0 // factor
+    mx1, my1 = -(-rect.x1 // factor), -(-rect.y1 // factor)
+    src = _view(image)[my0 * factor:min(h, my1 * factor), mx0 * factor:min(w, mx1 * factor)]
+    dst = _view(level)[my0:my1, mx0:mx1]
+    short_y, short_x = (my1 - my0) * factor - src.shape[0], (mx1 - mx0) * factor - src.shape[1]
+    if short_y or short_x:  # the image's last partial block: repeat its edge, keep a whole factor
+        src = cv2.copyMakeBorder(src, 0, short_y, 0, short_x, cv2.BORDER_REPLICATE)
+    # OpenCV writes straight into the QImage's buffer and releases the GIL while it works.
+    cv2.resize(src, (mx1 - mx0, my1 - my0), dst=dst, interpolation=cv2.INTER_AREA)
 
 
 def qimage_to_rgb(image: QImage) -> np.ndarray:

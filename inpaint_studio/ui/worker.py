@@ -50,6 +50,20 @@ class StageUpdate:
         return self.stage.request_id
 
 
+def _changed_rect(stage: FillStage, request: FillRequest) -> Rect:
+    """Where ``stage.image`` may differ from the request's image: the HD layer's box
+    (``extras["changed"]``, no pass over the photo) tightened to the differing pixels inside
+    it, or a full comparison for an engine that does not say."""
+    box = stage.extras.get("changed")
+    if box is None:
+        return bounding_rect(stage.image != request.image)
+    rows, cols = box
+    inner = bounding_rect(stage.image[rows, cols] != request.image[rows, cols])
+    if inner.empty:
+        return inner
+    return Rect(inner.x0 + cols.start, inner.y0 + rows.start, inner.x1 + cols.start, inner.y1 + rows.start)
+
+
 class FillWorker(QObject):
     """Lives in the worker thread; runs one job at a time in arrival order.
 
@@ -84,7 +98,7 @@ class FillWorker(QObject):
             self.started.emit(rid, engine.title or engine.name)
             for stage in engine.fill(job.request, job.cancel):
                 stage.request_id = rid
-                changed = bounding_rect(stage.image != job.request.image)
+                changed = _changed_rect(stage, job.request)
                 self.stage_ready.emit(StageUpdate(stage, changed))
                 job.cancel.raise_if_cancelled()
         except FillCancelled:

@@ -144,3 +144,25 @@ def test_space_drag_pans_and_does_not_paint(window, photo_file):
     assert not doc.mask.any()
     drag(window, [(60, 45), (62, 45)])  # without Space the left button paints again
     assert doc.mask.any()
+
+
+def test_zoomed_out_layers_draw_from_a_downscaled_copy_kept_in_step(window, photo_file, photo):
+    doc = _open(window, photo_file)
+    canvas = window.canvas
+    canvas.set_zoom(0.25)
+    canvas.centerOn(QPointF(64, 48))
+    canvas.viewport().repaint()
+    assert canvas.photo_item.mip_factors == (4,) and canvas.overlay_item.mip_factors == (4,)
+    # A level pixel is the mean of its 4x4 block.
+    level = canvas.photo_item.level(4).pixelColor(5, 3)
+    block = photo[12:16, 20:24].reshape(-1, 3).mean(axis=0)
+    assert abs(level.red() - block[0]) <= 1 and abs(level.blue() - block[2]) <= 1
+    before = canvas.viewport().grab().toImage().pixelColor(view_point(window, 64, 48))
+    canvas.set_radius(8)
+    drag(window, [(56, 48), (72, 48)])
+    assert canvas.overlay_item.level(4).pixelColor(16, 12).alpha() > 0  # refreshed with the stroke
+    after = canvas.viewport().grab().toImage().pixelColor(view_point(window, 64, 48))
+    assert after.red() - after.green() > before.red() - before.green()  # the red hole shows
+    window.undo()
+    assert canvas.overlay_item.level(4).pixelColor(16, 12).alpha() == 0
+    assert not doc.mask.any()
