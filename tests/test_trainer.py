@@ -170,6 +170,40 @@ def test_config_json_round_trip_and_validation(tmp_path):
         TrainConfig.from_json({**cfg.to_json(), "bogus": 1})
 
 
+def test_attention_gamma_and_bn_options_are_validated():
+    from inpaint_studio.layers.attention import ATTENTION_NAMES
+    from trainer.config import ATTENTION_BLOCKS
+
+    assert ATTENTION_BLOCKS == ATTENTION_NAMES  # --help lists exactly what the layers build
+    cfg = TrainConfig(data=["a"], gen_args={"cnum": 8})
+    assert cfg.generator_args() == {"cnum": 8}  # no attention key: same args as before
+    se = dataclasses.replace(cfg, attention="danet")
+    assert se.generator_args() == {"cnum": 8, "attention": "danet"}
+    assert TrainConfig.split_generator_args(se.generator_args()) == ({"cnum": 8}, "danet")
+    assert TrainConfig.split_generator_args({"cnum": 8, "attention": None}) == ({"cnum": 8}, "none")
+    with pytest.raises(ValueError, match="with --attention, not inside --gen-args"):
+        dataclasses.replace(cfg, gen_args={"attention": "se"}).validate()
+    with pytest.raises(ValueError, match="--attention must be one of none, se, cbam, danet"):
+        dataclasses.replace(cfg, attention="transformer").validate()
+    with pytest.raises(ValueError, match=r"--discount-gamma must be in \(0, 1\], got 0.0"):
+        dataclasses.replace(cfg, discount_gamma=0.0).validate()
+
+
+def test_options_that_do_not_fit_the_architecture_stop_at_start(tmp_path, capsys):
+    photos = make_photos(tmp_path / "few", n=3, corrupt=False)
+    common = ["--data", str(photos), "--out", str(tmp_path / "r"), "--workers", "0"]
+    assert main(["train", "--arch", "test_tiny", "--freeze-enc-bn", *common]) == 2
+    assert "--freeze-enc-bn: generator 'test_tiny' has no encoder batch norm" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    # Resuming keeps the saved network: an option that would build another one is refused.
+    cfg = tiny_config(tmp_path, steps=1, val_every=0, sample_every=0)
+    train(cfg)
+    assert main(["train", "--resume", cfg.out, "--gen-args", '{"width": 4}']) == 2
+    assert "is a test_tiny model with gen_args {}; --gen-args {'width': 4} cannot change it" \
+        in capsys.readouterr().err
+    assert load_checkpoint(cfg.out)["step"] == 1
+
+
 def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nowhere"), "--arch", "test_tiny"]) == 2
     assert "nowhere" in capsys.readouterr().err

@@ -171,6 +171,27 @@ def test_finetune_exports_into_the_user_models_folder(trained_run, tmp_path, dat
     assert read_log(run)[-1] == {"event": "export", "step": 4, "path": str(exported)}
 
 
+def test_attention_option_trains_and_travels_with_the_model(tmp_path, capsys):
+    photos = make_photos(tmp_path / "photos", n=5, corrupt=False, size=(64, 64))
+    run = tmp_path / "se"
+    assert main(["train", "--arch", "deepfill_v2", "--gen-args", json.dumps(GEN_ARGS),
+                 "--attention", "se", "--data", str(photos), "--out", str(run), "--size", "32",
+                 "--batch-size", "2", "--steps", "1", "--workers", "0", "--val-count", "1",
+                 "--sample-every", "0"]) == 0
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["arch_args"] == {**GEN_ARGS, "attention": "se"}
+    assert state["config"]["attention"] == "se" and state["config"]["gen_args"] == GEN_ARGS
+    se_weights = [k for k in state["generator"] if "merge_attention" in k]
+    assert se_weights, "no squeeze-and-excitation weights in the trained generator"
+    card = export_checkpoint(run, tmp_path / "se.safetensors")
+    assert card.arch_args == {**GEN_ARGS, "attention": "se"}
+    # Fine-tuning keeps the model's block; asking for another one is an error, not ignored.
+    capsys.readouterr()
+    assert main(["finetune", "--init", str(card.path), "--data", str(photos),
+                 "--attention", "cbam"]) == 2
+    assert "with attention 'se'; --attention 'cbam' cannot change it" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_evaluate_reports_bins_through_the_engine(trained_run, tmp_path, capsys):
     model = export_checkpoint(trained_run, tmp_path / "m.safetensors").path

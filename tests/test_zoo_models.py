@@ -5,13 +5,13 @@ zoo generator, and the DeepFill v1 local-critic crops and discount weights are r
 from __future__ import annotations
 
 import math
-import types
 
 import pytest
 import torch
 
 from inpaint_studio import networks
 from inpaint_studio.networks import build, generator_names
+from trainer.config import TrainConfig
 
 # Cheap arguments per architecture (defaults for any architecture not listed).
 SMALL_ARGS = {
@@ -61,11 +61,12 @@ def test_zoo_generators_take_an_attention_block(name, attention):
 
 
 @pytest.fixture(scope="module")
-def random_vgg(tmp_path_factory):
-    """A VGG-16 with random weights in torchvision's naming (no ImageNet file in tests)."""
+def random_vgg_path(tmp_path_factory):
+    """A VGG-16 weights file with random weights in torchvision's naming (no ImageNet file
+    in tests)."""
     from safetensors.torch import save_file
 
-    from inpaint_studio.networks.vgg import _CONVS, VGG16Features
+    from inpaint_studio.networks.vgg import _CONVS
 
     g = torch.Generator().manual_seed(0)
     state = {}
@@ -74,7 +75,14 @@ def random_vgg(tmp_path_factory):
         state[f"features.{index}.bias"] = torch.zeros(cout)
     path = tmp_path_factory.mktemp("vgg") / "vgg16_random.safetensors"
     save_file(state, str(path))
-    return VGG16Features(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def random_vgg(random_vgg_path):
+    from inpaint_studio.networks.vgg import VGG16Features
+
+    return VGG16Features(random_vgg_path)
 
 
 @pytest.mark.slow
@@ -85,7 +93,7 @@ def test_recipe_losses_are_finite_and_reach_every_network(arch, random_vgg):
     from trainer.recipes import get_recipe
 
     torch.manual_seed(0)
-    cfg = types.SimpleNamespace(size=64)
+    cfg = TrainConfig(size=64)
     recipe = get_recipe(arch)(cfg, torch.device("cpu"), random_vgg if get_recipe(arch).needs_vgg else None)
     G = recipe.build_generator(ZOO_ARGS_64[arch])
     D = recipe.build_discriminators()
@@ -114,10 +122,13 @@ def test_recipe_losses_are_finite_and_reach_every_network(arch, random_vgg):
 def test_pconv_recipe_freezes_encoder_bn_when_asked(random_vgg):
     from trainer.recipes import get_recipe
 
-    cfg = types.SimpleNamespace(size=64, freeze_enc_bn=True)
-    G = get_recipe("pconv")(cfg, torch.device("cpu"), random_vgg).build_generator({"cnum": 8, "depth": 4})
-    G.train()
-    assert not G.encoder[1].norm.training and G.decoder[0].norm.training
+    for frozen in (False, True):
+        recipe = get_recipe("pconv")(TrainConfig(size=64, freeze_enc_bn=frozen), torch.device("cpu"), random_vgg)
+        G = recipe.build_generator({"cnum": 8, "depth": 4})
+        recipe.prepare_generator(G)
+        G.train()
+        assert G.encoder[1].norm.training is not frozen and G.decoder[0].norm.training
+        assert G.encoder[1].norm.weight.requires_grad is not frozen
 
 
 def test_hole_boxes_and_crops_follow_each_samples_hole():
@@ -153,7 +164,7 @@ def test_deepfill_v1_recipe_rejects_sizes_its_local_critic_cannot_take():
     from trainer.recipes import get_recipe
 
     with pytest.raises(ValueError, match="multiple of 32"):
-        get_recipe("deepfill_v1")(types.SimpleNamespace(size=72), torch.device("cpu"), None)
+        get_recipe("deepfill_v1")(TrainConfig(size=72), torch.device("cpu"), None)
 
 
 def test_deepfill_v1_streams_coarse_before_refining_and_ignores_hole_values():
@@ -172,3 +183,73 @@ def test_deepfill_v1_streams_coarse_before_refining_and_ignores_hole_values():
     with torch.no_grad():
         again = net(scrambled, mask)
     assert torch.allclose(again[0], coarse, atol=1e-5) and torch.allclose(again[1], refined, atol=1e-5)
+
+
+def test_deepfill_v1_recipe_discounts_with_the_configured_gamma():
+    from trainer.recipes import get_recipe
+
+    recipe_cls = get_recipe("deepfill_v1")
+    assert recipe_cls(TrainConfig(size=64), torch.device("cpu"), None).gamma == 0.99  # the paper's
+    assert recipe_cls(TrainConfig(size=64, discount_gamma=0.9), torch.device("cpu"), None).gamma == 0.9
+    with pytest.raises(ValueError, match=r"--discount-gamma must be in \(0, 1\], got 1.5"):
+        recipe_cls(TrainConfig(size=64, discount_gamma=1.5), torch.device("cpu"), None)
+
+
+def test_csa_step_runs_vgg_on_the_ground_truth_once(random_vgg):
+    from trainer.recipes import get_recipe
+
+    batch = _batch(2, 64)
+    inputs: list[torch.Tensor] = []
+    hook = random_vgg.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+    try:
+        torch.manual_seed(0)
+        recipe = get_recipe("csa")(TrainConfig(size=64), torch.device("cpu"), random_vgg)
+        G = recipe.build_generator(ZOO_ARGS_64["csa"])
+        D = recipe.build_discriminators()
+        out = recipe.run_generator(G, batch)
+        assert inputs == []  # validation runs the generator only: no VGG pass at all
+        detached = {**out, "stages": tuple(s.detach() for s in out["stages"])}
+        d_loss, _ = recipe.d_loss(D, batch, detached)
+        g_loss, parts = recipe.g_loss(D, batch, out)
+    finally:
+        hook.remove()
+    gt_passes = [x for x in inputs if x.shape == batch["image"].shape and torch.equal(x, batch["image"])]
+    assert len(gt_passes) == 1
+    assert len(inputs) == 3  # ground truth once, the composite once for D and once for G
+    assert torch.isfinite(d_loss) and torch.isfinite(g_loss) and parts["consistency"] > 0
+    g_loss.backward()
+    assert all(p.grad is None for p in random_vgg.parameters())  # VGG stays frozen
+
+
+@pytest.mark.slow
+def test_pconv_finetune_keeps_encoder_bn_frozen_from_init_and_resume(tmp_path, random_vgg_path):
+    from inpaint_studio.weights import save_model
+    from trainer.__main__ import main
+    from trainer.checkpoint import load_checkpoint
+    from trainer.loop import train
+
+    from .test_trainer import make_photos
+
+    torch.manual_seed(0)
+    base = build("pconv", cnum=8, depth=4)
+    with torch.no_grad():  # non-default statistics, so that a BN in train mode would move them
+        for name, buf in base.named_buffers():
+            if name.endswith("running_mean"):
+                buf.uniform_(-0.5, 0.5)
+    init = save_model(tmp_path / "base.safetensors", base, metadata={"title": "base"}).path
+    cfg = TrainConfig(arch="pconv", gen_args={"cnum": 8, "depth": 4}, init=str(init),
+                      data=[str(make_photos(tmp_path / "photos", n=6, corrupt=False))],
+                      out=str(tmp_path / "run"), size=32, batch_size=2, steps=2, workers=0,
+                      val_count=1, val_every=0, sample_every=0, freeze_enc_bn=True,
+                      vgg_weights=str(random_vgg_path), ema_decay=0.0, lr_g=1e-3)
+    train(cfg)
+    assert main(["train", "--resume", cfg.out, "--steps", "3"]) == 0
+    state = load_checkpoint(cfg.out)
+    assert state["step"] == 3
+    start = base.state_dict()
+    encoder_bn = [k for k in start if k.startswith("encoder.") and ".norm." in k]
+    decoder_stats = [k for k in start if k.startswith("decoder.") and k.endswith("running_mean")]
+    assert encoder_bn and decoder_stats
+    for key in encoder_bn:  # statistics and affine parameters as loaded
+        assert torch.equal(state["generator"][key], start[key]), key
+    assert any(not torch.equal(state["generator"][k], start[k]) for k in decoder_stats)

@@ -89,6 +89,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 
     if getattr(args, "resume", ""):
         saved = TrainConfig.from_json(load_checkpoint(args.resume)["config"])
+        _refuse_architecture_change(args, saved, f"--resume {args.resume}")
         return config_from_args(args, base=dataclasses.replace(saved, resume=args.resume))
     defaults = FINETUNE_DEFAULTS if args.command == "finetune" else {}
     cfg = config_from_args(args, defaults=defaults)
@@ -98,7 +99,10 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         if not cfg.init:
             raise ValueError("finetune needs --init MODEL.safetensors (the model to start from)")
         card = read_metadata(cfg.init)
-        cfg = dataclasses.replace(cfg, arch=card.arch, gen_args=dict(card.arch_args))
+        gen_args, attention = TrainConfig.split_generator_args(card.arch_args)
+        model = TrainConfig(arch=card.arch, gen_args=gen_args, attention=attention)
+        _refuse_architecture_change(args, model, f"--init {cfg.init}")
+        cfg = dataclasses.replace(cfg, arch=card.arch, gen_args=gen_args, attention=attention)
     from .recipes import get_recipe
 
     try:
@@ -106,6 +110,17 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     except KeyError as exc:
         raise ValueError(exc.args[0]) from None
     return cfg
+
+
+def _refuse_architecture_change(args: argparse.Namespace, model: TrainConfig, source: str) -> None:
+    """A run that continues a model keeps its architecture: options that would build another
+    network are an error rather than silently ignored."""
+    for name in ("arch", "gen_args", "attention"):
+        given = getattr(args, name, None)
+        if given is not None and given != getattr(model, name):
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{source} is a {model.arch} model with {name} "
+                             f"{getattr(model, name)!r}; {flag} {given!r} cannot change it")
 
 
 def _run_training(args: argparse.Namespace) -> int:

@@ -18,6 +18,9 @@ from typing import Any
 from inpaint_studio.fileutil import atomic_write
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+# inpaint_studio.layers.attention.ATTENTION_NAMES, spelled out so that `--help` does not import
+# torch (a test keeps the two equal).
+ATTENTION_BLOCKS = ("none", "se", "cbam", "danet")
 
 
 def _opt(default: Any, help: str, **kw: Any) -> Any:
@@ -34,9 +37,14 @@ class TrainConfig:
     arch: str = _opt("deepfill_v2", "generator architecture (registry name) to train")
     gen_args: dict = _opt(
         {}, 'generator keyword arguments as JSON, e.g. \'{"cnum": 32}\' (default: the '
-        "architecture's own defaults; ignored by finetune, which takes them from --init)",
+        "architecture's own defaults; finetune and --resume keep the model's)",
         parse=json.loads,
     )
+    attention: str = _opt(
+        "none", "feature-attention block inside the generator: se (squeeze-and-excitation), "
+        "cbam (channel then spatial), danet (position + channel, scale initialised at 0) or "
+        "none (finetune and --resume keep the model's)",
+        choices=ATTENTION_BLOCKS)
     data: list = _opt([], "one or more photo folders, searched recursively", nargs="+", parse=str)
     out: str = _opt("runs/train", "run folder: checkpoints, config.json, log.jsonl, samples/")
     init: str = _opt("", "finetune: the .safetensors model to start from (its generator; a "
@@ -71,6 +79,12 @@ class TrainConfig:
                             "perceptual/style/consistency losses")
     freeze_coarse: bool = _opt(False, "freeze the coarse network (parameters named coarse*); "
                                "only the refinement trains")
+    freeze_enc_bn: bool = _opt(False, "pconv: keep the encoder's batch norm in eval mode with "
+                               "frozen statistics and affine parameters (the paper's fine-tuning "
+                               "phase, with a learning rate of 5e-5: --lr-g 5e-5)")
+    discount_gamma: float = _opt(0.99, "deepfill_v1: base of the spatially discounted L1, whose "
+                                 "hole pixels weigh gamma ** (distance to the nearest known "
+                                 "pixel); the paper's 0.99, the reference code's 0.9")
     early_stop: int = _opt(0, "stop after this many validations without a better validation "
                            "L1 (0 = off; finetune default 5)")
     max_minutes: float = _opt(0.0, "stop (with a checkpoint) after this many minutes (0 = off)")
@@ -96,8 +110,30 @@ class TrainConfig:
             raise ValueError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if not isinstance(self.gen_args, dict):
             raise ValueError(f"--gen-args must be a JSON object, got {self.gen_args!r}")
+        if "attention" in self.gen_args:
+            raise ValueError("give the attention block with --attention, not inside --gen-args")
+        if self.attention not in ATTENTION_BLOCKS:
+            raise ValueError(f"--attention must be one of {', '.join(ATTENTION_BLOCKS)}, "
+                             f"got {self.attention!r}")
+        if not 0.0 < self.discount_gamma <= 1.0:
+            raise ValueError(f"--discount-gamma must be in (0, 1], got {self.discount_gamma}")
         if not self.data:
             raise ValueError("no photos: give one or more folders with --data")
+
+    def generator_args(self) -> dict[str, Any]:
+        """Keyword arguments of ``networks.build(self.arch, ...)``: ``gen_args`` plus the
+        attention block when one is chosen (absent otherwise, so runs without one store the
+        same arguments as before the option existed)."""
+        if self.attention == "none":
+            return dict(self.gen_args)
+        return {**self.gen_args, "attention": self.attention}
+
+    @staticmethod
+    def split_generator_args(arch_args: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """Inverse of :meth:`generator_args`: a model's ``arch_args`` -> ``(gen_args,
+        attention)``."""
+        rest = dict(arch_args)
+        return rest, str(rest.pop("attention", None) or "none")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

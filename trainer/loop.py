@@ -357,7 +357,12 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
         if G.arch != cfg.arch:
             raise ValueError(f"--init {cfg.init} is a {G.arch} model, but --arch is {cfg.arch}")
     else:
-        G = recipe.build_generator(cfg.gen_args)
+        G = recipe.build_generator(cfg.generator_args())
+    # Training-time adjustments (e.g. frozen encoder batch norm) apply however G was made.
+    if cfg.freeze_enc_bn and not hasattr(G, "freeze_encoder_bn"):
+        raise ValueError(f"--freeze-enc-bn: generator {cfg.arch!r} has no encoder batch norm "
+                         "to freeze (pconv has)")
+    recipe.prepare_generator(G)
     D = recipe.build_discriminators()
     G.to(device)
     D.to(device)

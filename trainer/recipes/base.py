@@ -56,6 +56,12 @@ class Recipe(ABC):
     def build_generator(self, gen_args: dict[str, Any]) -> InpaintGenerator:
         """A fresh generator built with ``inpaint_studio.networks.build(self.arch, **gen_args)``."""
 
+    def prepare_generator(self, G: InpaintGenerator) -> None:
+        """Adjust ``G`` in place for this run's training before its optimizer is made: the
+        loop calls it on every generator, built by :meth:`build_generator`, loaded by
+        ``--init`` or rebuilt by ``--resume`` (weights are loaded after it on resume). The
+        default changes nothing."""
+
     @abstractmethod
     def build_discriminators(self) -> nn.ModuleDict:
         """The discriminators by name; may be empty (PConv trains without a GAN)."""
@@ -65,7 +71,9 @@ class Recipe(ABC):
         """Run ``G`` on the batch. Returns ``{"stages": (out_stage0, ...), ...extras}``: each
         stage output raw (not composited) ``(B, 3, H, W)`` in ``[-1, 1]``, in
         ``G.stage_names`` order; the last stage is the final image. Extras (e.g. CSA
-        features) are free-form tensors the losses of this recipe use.
+        features) are free-form values the losses of this recipe use: tensors (the loop
+        detaches them for :meth:`d_loss`) or other objects (passed to both losses as they are,
+        e.g. CSA's ground-truth VGG features computed once per step).
 
         ``G`` may be wrapped (DDP, ``torch.compile``): call it, do not read its attributes.
         The discriminators in ``D`` below may be wrapped likewise."""

@@ -29,6 +29,28 @@ VGG_FEATURE_LAYER = "relu3_3"  # feature-patch discriminator input (256 channels
 VGG_CONSISTENCY_LAYER = "relu4_3"
 
 
+class GroundTruthFeatures:
+    """VGG-16 features of a batch's ground truth, computed once on first use.
+
+    The D loss (real features for the feature-patch discriminator) and the G loss (the same,
+    plus the consistency target) of one step both need them; :meth:`CsaRecipe.run_generator`
+    puts one of these in its output so the two share a single VGG pass, and validation, which
+    never asks, pays none. ``image``: ``(B, 3, H, W)`` in ``[-1, 1]``.
+    """
+
+    def __init__(self, vgg: nn.Module, image: torch.Tensor) -> None:
+        self.vgg = vgg
+        self.image = image
+        self._features: dict[str, torch.Tensor] | None = None
+
+    def __call__(self) -> dict[str, torch.Tensor]:
+        """``{"relu1_2": ..., "relu4_3": ...}`` without autograd history."""
+        if self._features is None:
+            with torch.no_grad():
+                self._features = self.vgg(self.image)
+        return self._features
+
+
 @register_recipe("csa")
 class CsaRecipe(Recipe):
     needs_vgg = True
@@ -57,7 +79,8 @@ class CsaRecipe(Recipe):
 
     def run_generator(self, G: nn.Module, batch: Batch) -> dict[str, Any]:
         coarse, refined, csa_feat, decoder_feat = G(batch["image"], batch["mask"], None, with_features=True)
-        return {"stages": (coarse, refined), "csa_feat": csa_feat, "decoder_feat": decoder_feat}
+        return {"stages": (coarse, refined), "csa_feat": csa_feat, "decoder_feat": decoder_feat,
+                "gt_features": GroundTruthFeatures(self.vgg, batch["image"])}
 
     @staticmethod
     def _composite(batch: Batch, out: dict[str, Any]) -> torch.Tensor:
@@ -66,9 +89,9 @@ class CsaRecipe(Recipe):
 
     def d_loss(self, D: nn.ModuleDict, batch: Batch, out: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         gt, fake = batch["image"], self._composite(batch, out)
+        real_feat = out["gt_features"]()[VGG_FEATURE_LAYER]
         with torch.no_grad():
-            feats = self.vgg(torch.cat([gt, fake]))[VGG_FEATURE_LAYER]
-        real_feat, fake_feat = feats.chunk(2)
+            fake_feat = self.vgg(fake)[VGG_FEATURE_LAYER]
         patch = losses.ralsgan_d_loss(D["patch"](gt), D["patch"](fake))
         feature = losses.ralsgan_d_loss(D["feature"](real_feat), D["feature"](fake_feat))
         return patch + feature, {"d_patch": patch.detach(), "d_feature": feature.detach()}
@@ -79,8 +102,7 @@ class CsaRecipe(Recipe):
         fake = self._composite(batch, out)
         reconstruction = losses.l1(coarse, gt) + losses.l1(refined, gt)
 
-        with torch.no_grad():
-            gt_feats = self.vgg(gt)
+        gt_feats = out["gt_features"]()
         consistency = losses.consistency_loss(
             out["csa_feat"], out["decoder_feat"], gt_feats[VGG_CONSISTENCY_LAYER], mask
         )

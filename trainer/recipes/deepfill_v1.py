@@ -5,8 +5,8 @@ Generator loss (weights from the reference configuration): spatially discounted 
 (coarse x 1.2, refined x 1), plain L1 on the known pixels normalised by their share
 ("ae loss", coarse x 1.2, refined x 1), each group weighted 1.2, plus 0.001 x the WGAN
 generator loss of the local and global critics. The discount is ``gamma ** distance`` to the
-nearest known pixel: ``gamma`` 0.99 as the paper, or the run config's ``discount_gamma``
-field when it has one (the reference code used 0.9).
+nearest known pixel: ``gamma`` is ``--discount-gamma``, 0.99 as the paper by default (the
+reference code used 0.9).
 
 Critics (WGAN-GP, lambda 10, gradient penalty restricted to the hole as the reference):
 a global critic on the whole composite image and a local critic on the hole's bounding box
@@ -88,9 +88,9 @@ class DeepFillV1Recipe(Recipe):
         if self.local_size % 16:
             raise ValueError(f"deepfill_v1 needs --size a multiple of 32 (its local critic "
                              f"sees half the size through 4 stride-2 convs), got {self.size}")
-        self.gamma = float(getattr(cfg, "discount_gamma", 0.99))
+        self.gamma = float(cfg.discount_gamma)
         if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"discount gamma must be in (0, 1], got {self.gamma}")
+            raise ValueError(f"--discount-gamma must be in (0, 1], got {self.gamma}")
 
     def build_generator(self, gen_args: dict[str, Any]) -> InpaintGenerator:
         return build(self.arch, **gen_args)

@@ -6,9 +6,9 @@ dilated by one pixel). VGG-16 layers as the paper: pool1, pool2, pool3 (max-pool
 relu2_2, relu3_3).
 
 Adam lr 2e-4, default betas (the paper's initial training). Fine-tuning phase of the paper
-(lr 5e-5 and frozen encoder batch norm): a true ``freeze_enc_bn`` field of the run's config
-makes :meth:`build_generator` freeze it (absent field = off); use the trainer's learning-rate
-options for the rate.
+(lr 5e-5 and frozen encoder batch norm): ``--freeze-enc-bn`` makes :meth:`prepare_generator`
+freeze it, also for a model loaded by ``--init`` or ``--resume``; give the rate with
+``--lr-g 5e-5``.
 """
 
 from __future__ import annotations
@@ -46,10 +46,13 @@ class PConvRecipe(Recipe):
             raise ValueError("the pconv recipe needs VGG-16 features (--vgg-weights)")
 
     def build_generator(self, gen_args: dict[str, Any]) -> InpaintGenerator:
-        G = build(self.arch, **gen_args)
-        if getattr(self.cfg, "freeze_enc_bn", False):
+        return build(self.arch, **gen_args)
+
+    def prepare_generator(self, G: InpaintGenerator) -> None:
+        """``--freeze-enc-bn``: the paper's fine-tuning phase freezes the encoder's batch norm
+        (running statistics and affine parameters) so holes do not skew its statistics."""
+        if self.cfg.freeze_enc_bn:
             G.freeze_encoder_bn(True)
-        return G
 
     def build_discriminators(self) -> nn.ModuleDict:
         return nn.ModuleDict()
