@@ -1,35 +1,76 @@
 """Autosave: every N seconds the document's session goes to the user's data folder, written
 by a background thread so a 12-megapixel photo never stalls the UI; a clean exit removes it,
-and the next start after a crash offers to restore it."""
+and the next start after a crash offers to restore it.
+
+Several copies of the app may run at once, so each window writes its own file,
+``<user data>/autosave/session-<pid>-<n>.npz``, and holds a lock file beside it
+(``.lock``, a :class:`QLockFile` naming the process) for as long as it runs. A session file
+whose lock nobody holds, because its process died, is an orphan; at start the newest orphan
+is offered for restore. A running copy's file is never offered to another.
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QLockFile, QObject, QTimer, Signal
 
 from .. import paths
 from ..document import Document
 
-
-def autosave_path() -> Path:
-    """``<user data>/autosave/session.npz``."""
-    return paths.user_data_path() / "autosave" / "session.npz"
+_serial = itertools.count(1)  # several windows in one process each get their own file
 
 
-def pending_autosave() -> Path | None:
-    """The autosave a previous run left behind (it crashed), if any."""
-    path = autosave_path()
-    return path if path.is_file() else None
+def autosave_dir() -> Path:
+    """``<user data>/autosave`` (created on first use)."""
+    folder = paths.user_data_path() / "autosave"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
-def discard_autosave() -> None:
-    autosave_path().unlink(missing_ok=True)
+def _lock_for(session: Path) -> QLockFile:
+    lock = QLockFile(str(session.with_suffix(".lock")))
+    # Never stale by age: a long editing session keeps its lock; a dead owner's lock is
+    # recognised by its process id instead.
+    lock.setStaleLockTime(0)
+    return lock
+
+
+@dataclass
+class Orphan:
+    """A session file left by a process that is gone, locked by us while we decide."""
+
+    path: Path
+    lock: QLockFile
+
+    def discard(self) -> None:
+        """Delete the file (the user declined it, or it cannot be read) and its lock."""
+        self.path.unlink(missing_ok=True)
+        self.lock.unlock()
+
+
+def claim_newest_orphan(own: Path | None = None) -> Orphan | None:
+    """The most recently written session file whose owner is gone (not ``own``), locked
+    for this process, or None. Also picks up the single-file ``session.npz`` of older
+    versions, which never had a lock."""
+    candidates = [p for p in autosave_dir().glob("session*.npz") if p != own]
+    candidates.sort(key=lambda p: p.stat().st_mtime if p.exists() else 0.0, reverse=True)
+    for path in candidates:
+        lock = _lock_for(path)
+        if lock.tryLock(0):  # succeeds only when no live process holds it
+            if path.is_file():
+                return Orphan(path, lock)
+            lock.unlock()  # removed meanwhile by its owner's clean exit
+    return None
 
 
 class Autosaver(QObject):
-    """Saves the document handed to :meth:`watch` when it changed since the last save.
+    """Saves the document handed to :meth:`watch` to :attr:`path` when it changed since the
+    last save; holds the file's lock from construction to :meth:`stop_and_discard`.
 
     ``saved(str)`` is emitted (in the UI thread) after each completed write.
     """
@@ -39,6 +80,9 @@ class Autosaver(QObject):
 
     def __init__(self, interval_s: int, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self.path = autosave_dir() / f"session-{os.getpid()}-{next(_serial)}.npz"
+        self._lock = _lock_for(self.path)
+        self._lock.tryLock(0)  # a fresh name: only a dead process with our pid could hold it
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.save_now)
         self._document: Document | None = None
@@ -58,6 +102,15 @@ class Autosaver(QObject):
         self._document = document
         self._saved_revision = -1
 
+    def adopt(self, orphan: Orphan, document: Document) -> None:
+        """Take over a restored orphan: its file becomes ours (it already holds
+        ``document``, which :meth:`watch` must have been given), its lock goes."""
+        self.wait()
+        os.replace(orphan.path, self.path)
+        orphan.lock.unlock()
+        if document is self._document:
+            self._saved_revision = document.revision
+
     def save_now(self) -> bool:
         """Start a background write if the document changed; False when nothing to do or a
         write is still running."""
@@ -68,7 +121,7 @@ class Autosaver(QObject):
             return False
         self._saved_revision = doc.revision
         snapshot = doc.snapshot()
-        target = autosave_path()
+        target = self.path
 
         def write() -> None:
             snapshot.save_session(target)  # npz compression releases the GIL
@@ -84,8 +137,9 @@ class Autosaver(QObject):
             self._writer.join(timeout_s)
 
     def stop_and_discard(self) -> None:
-        """Clean exit: no autosave is left behind."""
+        """Clean exit: no autosave of this window is left behind."""
         self._timer.stop()
         self.wait()
         self._document = None
-        discard_autosave()
+        self.path.unlink(missing_ok=True)
+        self._lock.unlock()

@@ -343,14 +343,6 @@ class CanvasView(QGraphicsView):
             return True
         return super().viewportEvent(event)
 
-    def event(self, event: QEvent) -> bool:
-        # Tab would move the focus; here holding it shows the original photo.
-        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and event.key() == Qt.Key.Key_Tab:
-            if not event.isAutoRepeat():
-                self.show_original(event.type() == QEvent.Type.KeyPress)
-            return True
-        return super().event(event)
-
     def keyPressEvent(self, event) -> None:
         if event.key() == Qt.Key.Key_Space:
             if not event.isAutoRepeat():

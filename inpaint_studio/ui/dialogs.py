@@ -46,9 +46,10 @@ def ask_restore(parent: QWidget | None) -> bool:
     ) == QMessageBox.StandardButton.Yes
 
 
-def ask_discard_changes(parent: QWidget | None) -> bool:
-    return confirm(parent, "Unsaved changes",
-                   "The photo has changes that are not saved. Discard them?", "Discard")
+def ask_discard_changes(parent: QWidget | None, lost: list[str]) -> bool:
+    """Ask before dropping ``lost`` (phrases such as "the painted mask")."""
+    listed = lost[0] if len(lost) == 1 else ", ".join(lost[:-1]) + " and " + lost[-1]
+    return confirm(parent, "Discard changes?", f"This photo has {listed}. Discard them?", "Discard")
 
 
 class PreferencesDialog(QDialog):

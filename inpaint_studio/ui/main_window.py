@@ -6,16 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QProgressBar, QToolBar, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMenu, QProgressBar, QToolBar, QWidget
 
 from ..document import Document, Layer, Rect
 from ..engine import Engine
 from .. import imageio
 from ..imageio import LoadedImage
 from .actions import build_actions
-from .autosave import Autosaver, discard_autosave, pending_autosave
+from .autosave import Autosaver, claim_newest_orphan
 from .canvas import CanvasTool, CanvasView
 from .dialogs import PreferencesDialog, ask_discard_changes, ask_restore, show_error
 from .files import FileController
@@ -71,6 +71,9 @@ class MainWindow(QMainWindow):
             self.resize(1280, 820)
         self._sync_actions()
         self.update_title()
+        # Holding Tab shows the original wherever the focus is in this window (a shortcut
+        # cannot see the key's release, and Tab would otherwise move the focus).
+        QApplication.instance().installEventFilter(self)
         self.show_status("Open a photo (Ctrl+O), drop one here or paste one (Ctrl+V).")
 
     # ------------------------------------------------------------------ building
@@ -209,11 +212,27 @@ class MainWindow(QMainWindow):
         self.canvas.refresh_layers(rect)
         self._after_edit()
 
+    def unsaved_work(self) -> list[str]:
+        """What replacing the document would lose, one phrase each (empty: nothing)."""
+        doc = self.document
+        if doc is None:
+            return []
+        lost = []
+        if doc.fill_count and doc.modified:
+            lost.append("applied fills that are not saved")
+        if doc.has_hole:
+            lost.append("the painted mask")
+        if doc.sketch.any():
+            lost.append("the sketch lines")
+        if self.fill.has_result:
+            lost.append("the fill result that is not applied")
+        return lost
+
     def confirm_discard(self) -> bool:
-        """True when the current document may be replaced (unsaved edits confirmed away)."""
-        if self.document is None or self.document.fill_count == 0 or not self.document.modified:
-            return True
-        return ask_discard_changes(self)
+        """True when the current document may be replaced: nothing would be lost, or the
+        user confirmed losing it."""
+        lost = self.unsaved_work()
+        return not lost or ask_discard_changes(self, lost)
 
     def remember_recent(self, path: str) -> None:
         push_recent_file(self.settings, path)
@@ -334,20 +353,33 @@ class MainWindow(QMainWindow):
         self.show_status("Fine-tuning finished: the engine list is refreshed." if exit_code == 0
                          else "Fine-tuning stopped; the engine list is refreshed.")
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and event.key() == Qt.Key.Key_Tab \
+                and event.modifiers() == Qt.KeyboardModifier.NoModifier \
+                and isinstance(watched, QWidget) and watched.window() is self:
+            if not event.isAutoRepeat():
+                self.canvas.show_original(kind == QEvent.Type.KeyPress)
+            return True
+        if kind == QEvent.Type.WindowDeactivate and watched is self:
+            self.canvas.show_original(False)  # the release would go to another window
+        return False
+
     # ------------------------------------------------------------------ session
     def offer_restore(self) -> bool:
-        """At start: restore the autosave a crashed run left, if the user wants it."""
-        path = pending_autosave()
-        if path is None:
+        """At start: restore the newest autosave a crashed run left (not one of a copy of
+        the app still running), if the user wants it."""
+        orphan = claim_newest_orphan(own=self.autosaver.path)
+        if orphan is None:
             return False
         if not ask_restore(self):
-            discard_autosave()
+            orphan.discard()
             return False
         try:
-            document = Document.load_session(path)
+            document = Document.load_session(orphan.path)
         except ValueError as exc:
             show_error(self, "Cannot restore", str(exc))
-            discard_autosave()
+            orphan.discard()
             return False
         loaded = None
         if document.source_path:
@@ -358,6 +390,7 @@ class MainWindow(QMainWindow):
             except imageio.ImageLoadError:
                 loaded = None
         self.set_document(document, loaded)
+        self.autosaver.adopt(orphan, document)
         self.show_status("Restored the autosaved session.")
         return True
 

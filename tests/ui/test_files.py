@@ -102,3 +102,27 @@ def test_drop_and_paste_of_a_file_path_open_it(window, photo_file):
     # The clipboard owns the QMimeData; clearing it now, while the QApplication lives, keeps the
     # process from freeing it a second time at interpreter exit (a segfault, exit code 139).
     QApplication.clipboard().clear()
+
+
+def test_opening_another_photo_asks_before_dropping_a_painted_mask_or_sketch(window, photo_file, tmp_path, photo, dialogs):
+    from inpaint_studio import imageio
+    from inpaint_studio.ui.canvas import CanvasTool
+
+    other = tmp_path / "other.png"
+    imageio.save_image(other, photo[::-1].copy())
+    assert window.files.open_path(str(photo_file))
+    assert window.files.open_path(str(other))  # nothing painted: no question
+    assert dialogs.shown == []
+    window.set_tool(CanvasTool.PEN)
+    drag(window, [(10, 10), (40, 10)])
+    dialogs.answer_yes = False
+    assert not window.files.open_path(str(photo_file))
+    assert dialogs.shown[-1][1] == "Discard changes?" and "sketch lines" in dialogs.shown[-1][2]
+    assert window.document.source_path == str(other.resolve()) and window.document.sketch.any()
+    window.set_tool(CanvasTool.BRUSH)
+    drag(window, [(10, 30), (40, 30)])
+    assert not window.close()  # closing asks too, and "no" keeps the window open
+    assert "painted mask and the sketch lines" in dialogs.shown[-1][2]
+    dialogs.answer_yes = True
+    assert window.files.open_path(str(photo_file))
+    assert window.document.source_path == str(photo_file.resolve()) and not window.document.has_hole

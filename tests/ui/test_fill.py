@@ -230,3 +230,18 @@ def test_sketch_lines_guide_the_fill_only_inside_the_hole(window, photo_file, qt
     _wait_idle(qtbot, window)
     sketch = engines.fake.last_sketch
     assert sketch is not None and sketch.any()
+
+
+def test_holding_tab_works_wherever_the_focus_is_in_the_window(window, photo_file, qtbot):
+    _painted(window, photo_file)
+    window.fill.engine_box.setCurrentIndex(window.fill.engine_box.findData("fake_two_stage"))
+    window.start_fill()
+    _wait_idle(qtbot, window)
+    box = window.fill.engine_box
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus, timeout=2000)
+    QTest.keyPress(box, Qt.Key.Key_Tab)
+    assert not window.canvas.result_item.isVisible()
+    assert box.hasFocus()  # Tab did not move the focus
+    QTest.keyRelease(box, Qt.Key.Key_Tab)
+    assert window.canvas.result_item.isVisible()
