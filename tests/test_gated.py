@@ -64,3 +64,17 @@ def test_bad_arguments_are_refused():
         GatedConv2d(3, 3, 4)
     with pytest.raises(ValueError, match="activation"):
         GatedConv2d(3, 3, 3, activation="tanh")
+
+
+@pytest.mark.parametrize("activation", ["elu", "relu", None])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_in_place_inference_path_equals_the_autograd_path(activation, memory_format):
+    torch.manual_seed(0)
+    layer = GatedConv2d(5, 6, 3, dilation=2, activation=activation).to(memory_format=memory_format)
+    x = torch.randn(2, 5, 9, 11).contiguous(memory_format=memory_format)
+    with_grad = layer(x)
+    with torch.inference_mode():
+        fast = layer(x)
+    assert torch.equal(fast, with_grad.detach())
+    # the next conv gets its preferred layout without a copy
+    assert fast.is_contiguous(memory_format=memory_format)

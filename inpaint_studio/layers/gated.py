@@ -7,6 +7,11 @@ update with a learned soft mask, which is what lets free-form holes and sketch g
 
 Shapes: ``(B, in_ch, H, W) -> (B, out_ch, H', W')`` with "same" zero padding, so
 ``H' = ceil(H / stride)`` for odd kernels (any dilation). Values are unbounded floats.
+
+Without autograd (inference) the gating runs in place on the conv output and the product goes
+straight into the result tensor: one full-size temporary (the conv output) instead of four,
+which is what bounds peak memory on large photos. The result keeps the input's memory format
+(channels_last in, channels_last out).
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ from torch import nn
 ACTIVATIONS = ("elu", "relu", None)
 
 
-def _activation(name: str | None, x: torch.Tensor) -> torch.Tensor:
+def _activation(name: str | None, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     if name == "elu":
-        return F.elu(x)
+        return F.elu(x, inplace=inplace)
     if name == "relu":
-        return F.relu(x)
+        return F.relu(x, inplace=inplace)
     return x
 
 
@@ -62,7 +67,11 @@ class GatedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features, gates = self.conv(x).split(self.out_ch, dim=1)
-        return _activation(self.activation, features) * torch.sigmoid(gates)
+        if torch.is_grad_enabled():
+            return _activation(self.activation, features) * torch.sigmoid(gates)
+        # The conv output is a temporary nobody else sees: gate it in place.
+        out = torch.empty_like(features, memory_format=torch.preserve_format)
+        return torch.mul(_activation(self.activation, features, inplace=True), gates.sigmoid_(), out=out)
 
 
 class GatedUpConv2d(nn.Module):
