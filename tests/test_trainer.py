@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -172,9 +173,11 @@ def test_config_json_round_trip_and_validation(tmp_path):
 
 def test_attention_gamma_and_bn_options_are_validated():
     from inpaint_studio.layers.attention import ATTENTION_NAMES
-    from trainer.config import ATTENTION_BLOCKS
+    from trainer.config import ARCHITECTURES, ATTENTION_BLOCKS
+    from trainer.recipes import recipe_names
 
     assert ATTENTION_BLOCKS == ATTENTION_NAMES  # --help lists exactly what the layers build
+    assert set(ARCHITECTURES) == set(recipe_names()) - {"test_tiny"}  # and what trains
     cfg = TrainConfig(data=["a"], gen_args={"cnum": 8})
     assert cfg.generator_args() == {"cnum": 8}  # no attention key: same args as before
     se = dataclasses.replace(cfg, attention="danet")
@@ -292,7 +295,7 @@ def test_corrupt_photo_is_skipped_and_reported(tmp_path):
     assert log[-1]["event"] == "done"
 
 
-def test_killed_run_resumes_to_the_same_weights(tmp_path):
+def test_killed_run_resumes_to_the_same_weights(tmp_path, capsys):
     cfg = tiny_config(tmp_path, steps=20, val_every=7, ckpt_every=10)
     train(dataclasses.replace(cfg, out=str(tmp_path / "whole")))
 
@@ -309,7 +312,13 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert load_checkpoint(part)["step"] == 10
     assert read_log(Path(part))[-1]["event"] == "error"
     # Resume through the CLI, as a user would (options come from the saved configuration).
+    capsys.readouterr()
     assert main(["train", "--resume", part]) == 0
+    console = "".join(capsys.readouterr())
+    assert ("test_tiny: resuming at step 10 of 20 steps on 13 photos (2 held out for "
+            "validation), cpu, mixed precision off") in console
+    assert re.search(r"train: stopped after 20 steps \(all steps done\); best validation L1 "
+                     r"0\.\d{4}; run folder ", console)
     whole, resumed = load_checkpoint(tmp_path / "whole"), load_checkpoint(part)
     assert resumed["step"] == 20
     for key in ("generator", "ema", "discriminators"):

@@ -130,8 +130,11 @@ def _run_training(args: argparse.Namespace) -> int:
     result = train(cfg)
     if not _is_rank0():
         return 0
-    print(f"{args.command}: stopped after {result.step} steps ({result.stopped}); "
-          f"best validation L1 {result.best_val_l1}; run folder {result.out_dir}")
+    why = {"steps": "all steps done", "early_stop": "early stop: validation L1 stopped "
+           "improving", "time": "--max-minutes reached"}[result.stopped]
+    best = "none" if result.best_val_l1 is None else f"{result.best_val_l1:.4f}"
+    print(f"{args.command}: stopped after {result.step} steps ({why}); best validation L1 "
+          f"{best}; run folder {result.out_dir}")
     if args.command == "finetune":
         from .export import export_checkpoint
         from .progress import append_event

@@ -21,6 +21,8 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 # inpaint_studio.layers.attention.ATTENTION_NAMES, spelled out so that `--help` does not import
 # torch (a test keeps the two equal).
 ATTENTION_BLOCKS = ("none", "se", "cbam", "danet")
+# The architectures with a training recipe (trainer.recipes), for --help without importing them.
+ARCHITECTURES = ("deepfill_v2", "deepfill_v1", "csa", "pconv")
 
 
 def _opt(default: Any, help: str, **kw: Any) -> Any:
@@ -34,7 +36,8 @@ def _opt(default: Any, help: str, **kw: Any) -> Any:
 class TrainConfig:
     """Everything a training or fine-tuning run depends on (all JSON-serialisable)."""
 
-    arch: str = _opt("deepfill_v2", "generator architecture (registry name) to train")
+    arch: str = _opt("deepfill_v2", "generator architecture to train: "
+                     + ", ".join(ARCHITECTURES))
     gen_args: dict = _opt(
         {}, 'generator keyword arguments as JSON, e.g. \'{"cnum": 32}\' (default: the '
         "architecture's own defaults; finetune and --resume keep the model's)",
@@ -45,7 +48,8 @@ class TrainConfig:
         "cbam (channel then spatial), danet (position + channel, scale initialised at 0) or "
         "none (finetune and --resume keep the model's)",
         choices=ATTENTION_BLOCKS)
-    data: list = _opt([], "one or more photo folders, searched recursively", nargs="+", parse=str)
+    data: list = _opt([], "one or more photo folders, searched recursively (required unless --resume)",
+                      nargs="+", parse=str)
     out: str = _opt("runs/train", "run folder: checkpoints, config.json, log.jsonl, samples/")
     init: str = _opt("", "finetune: the .safetensors model to start from (its generator; a "
                      "fresh discriminator)")
@@ -183,7 +187,8 @@ def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = 
         flag = "--" + f.name.replace("_", "-")
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         help_text = f.metadata["help"]
-        if default not in ("", [], {}) or "default" not in help_text:
+        # An empty default means "not given" (its meaning is in the help text itself).
+        if default not in ("", [], {}):
             help_text += f" (default: {json.dumps(default)})"
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if isinstance(default, bool):
@@ -191,10 +196,11 @@ def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = 
             continue
         if "nargs" in f.metadata:
             kw["nargs"] = f.metadata["nargs"]
-        if "choices" in f.metadata:
-            kw["choices"] = f.metadata["choices"]
         kw["type"] = f.metadata.get("parse", type(default) if default is not None else str)
-        kw["metavar"] = f.name.upper()
+        if "choices" in f.metadata:
+            kw["choices"] = f.metadata["choices"]  # usage then lists them: {none,se,cbam,danet}
+        else:
+            kw["metavar"] = f.name.upper()
         parser.add_argument(flag, **kw)
 
 

@@ -448,7 +448,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(out_dir / "config.json")
-    progress.event("start", step, steps=cfg.steps, photos=data.photo_count,
+    progress.event("start", step, arch=cfg.arch, steps=cfg.steps, photos=data.photo_count,
                    val_photos=len(data.val), val_skipped=data.val.bad_files, device=str(device),
                    world_size=env.world_size,
                    amp=str(amp_dtype).replace("torch.", "") if amp_dtype else "off",

@@ -10,7 +10,7 @@ goes (the app's fine-tune dialog tails it):
   "val_ssim": 0.88}`` (L1 in [0, 1] units over the whole composited image, PSNR in dB)
 * event lines: ``{"event": "start" | "checkpoint" | "sample" | "skipped_files" |
   "nonfinite" | "early_stop" | "export" | "done" | "error", "step": ..., "time": ...,
-  ...details}``; ``start`` carries ``steps`` (the run's total), ``photos``, ``val_photos``,
+  ...details}``; ``start`` carries ``arch``, ``steps`` (the run's total), ``photos``, ``val_photos``,
   ``device``; ``skipped_files`` the ``total`` of unreadable photos met so far; ``sample``,
   ``checkpoint`` and ``export`` a ``path``; ``error`` a ``message``.
 
@@ -82,7 +82,9 @@ class Progress:
         """An event line (start, checkpoint, sample, nonfinite, early_stop, export, done, error)."""
         if self.enabled:
             self._write({"event": name, "step": step, **details})
-            if name in ("error", "nonfinite", "early_stop", "export"):
+            if name == "start":
+                self._bar.write(_start_line(step, details))
+            elif name in ("error", "nonfinite", "early_stop", "export"):
                 self._bar.write(f"[step {step}] {name}: {details}")
 
     def train_step(self, step: int, losses: dict[str, Any], lr: float, lr_d: float,
@@ -139,6 +141,16 @@ class Progress:
         self._log.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _start_line(step: int, details: dict[str, Any]) -> str:
+    """The console's first line: what trains on what, where (the log keeps every detail)."""
+    verb = f"resuming at step {step} of" if details.get("resumed") else "training for"
+    processes = details.get("world_size", 1)
+    where = f"{processes} x {details.get('device')}" if processes > 1 else details.get("device")
+    return (f"{details.get('arch', 'model')}: {verb} {details.get('steps')} steps on "
+            f"{details.get('photos')} photos ({details.get('val_photos')} held out for "
+            f"validation), {where}, mixed precision {details.get('amp', 'off')}")
 
 
 def append_event(out_dir: str | Path, name: str, step: int, **details: Any) -> None:

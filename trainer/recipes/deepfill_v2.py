@@ -67,7 +67,9 @@ class DeepFillV2Recipe(Recipe):
                                self._d_input(fake, batch)], dim=0)
         real_logits, fake_logits = D["patch"](real_fake).float().chunk(2, dim=0)
         loss = losses.hinge_d_loss(real_logits, fake_logits)
-        return loss, {"d_hinge": loss.item()}
+        # Detached tensors, not .item(): the loop reads them only when it logs (no GPU sync
+        # every step).
+        return loss, {"d_hinge": loss.detach()}
 
     def g_loss(self, D: nn.ModuleDict, batch: Batch, out: dict[str, Any]):
         coarse, refined = (s.float() for s in out["stages"])
@@ -76,5 +78,5 @@ class DeepFillV2Recipe(Recipe):
         fake_logits = D["patch"](self._d_input(self._composite(batch, out), batch)).float()
         gan = losses.hinge_g_loss(fake_logits)
         total = L1_WEIGHT * (l1_coarse + l1_refined) + GAN_WEIGHT * gan
-        return total, {"g_total": total.item(), "l1_coarse": l1_coarse.item(),
-                       "l1_refined": l1_refined.item(), "g_hinge": gan.item()}
+        return total, {"g_total": total.detach(), "l1_coarse": l1_coarse.detach(),
+                       "l1_refined": l1_refined.detach(), "g_hinge": gan.detach()}
