@@ -11,11 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from inpaint_studio import networks, paths
+from inpaint_studio import paths
 from inpaint_studio.engine.deep import DeepEngine
 from inpaint_studio.engine.request import FillOptions, FillRequest
 from inpaint_studio.weights import read_metadata
-from trainer import losses
 from trainer.__main__ import main
 from trainer.config import TrainConfig
 from trainer.export import export_checkpoint

@@ -9,7 +9,6 @@ import math
 import pytest
 import torch
 
-from inpaint_studio import networks
 from inpaint_studio.networks import build, generator_names
 from trainer.config import TrainConfig
 
@@ -253,3 +252,12 @@ def test_pconv_finetune_keeps_encoder_bn_frozen_from_init_and_resume(tmp_path, r
     for key in encoder_bn:  # statistics and affine parameters as loaded
         assert torch.equal(state["generator"][key], start[key]), key
     assert any(not torch.equal(state["generator"][k], start[k]) for k in decoder_stats)
+
+
+@pytest.mark.parametrize("arch", ["pconv", "csa"])
+def test_vgg_recipes_refuse_to_start_without_vgg(arch):
+    from trainer.recipes import get_recipe
+
+    assert get_recipe(arch).needs_vgg
+    with pytest.raises(ValueError, match=f"the {arch} recipe needs VGG-16 features \\(--vgg-weights\\)"):
+        get_recipe(arch)(TrainConfig(size=64), torch.device("cpu"), None)

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from inpaint_studio import networks
 from inpaint_studio.networks import InpaintGenerator
 
 Batch = dict[str, torch.Tensor]
@@ -48,13 +49,15 @@ class Recipe(ABC):
     def __init__(self, cfg: Any, device: torch.device, vgg: nn.Module | None) -> None:
         """cfg: the run's ``TrainConfig``; device: where batches live; vgg: frozen feature
         network in eval mode when ``needs_vgg``, else None."""
+        if self.needs_vgg and vgg is None:
+            raise ValueError(f"the {self.arch} recipe needs VGG-16 features (--vgg-weights)")
         self.cfg = cfg
         self.device = device
         self.vgg = vgg
 
-    @abstractmethod
     def build_generator(self, gen_args: dict[str, Any]) -> InpaintGenerator:
-        """A fresh generator built with ``inpaint_studio.networks.build(self.arch, **gen_args)``."""
+        """A fresh generator: ``inpaint_studio.networks.build(self.arch, **gen_args)``."""
+        return networks.build(self.arch, **gen_args)
 
     def prepare_generator(self, G: InpaintGenerator) -> None:
         """Adjust ``G`` in place for this run's training before its optimizer is made: the

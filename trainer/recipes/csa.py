@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from inpaint_studio.networks import InpaintGenerator, build, build_discriminator
+from inpaint_studio.networks import build_discriminator
 
 from .. import losses
 from .base import Batch, Recipe, register_recipe
@@ -62,14 +62,6 @@ class CsaRecipe(Recipe):
     reconstruction_weight = 1.0
     consistency_weight = 0.01
     adversarial_weight = 0.002
-
-    def __init__(self, cfg: Any, device: torch.device, vgg: nn.Module | None) -> None:
-        super().__init__(cfg, device, vgg)
-        if vgg is None:
-            raise ValueError("the csa recipe needs VGG-16 features (--vgg-weights)")
-
-    def build_generator(self, gen_args: dict[str, Any]) -> InpaintGenerator:
-        return build(self.arch, **gen_args)
 
     def build_discriminators(self) -> nn.ModuleDict:
         return nn.ModuleDict({

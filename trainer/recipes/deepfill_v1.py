@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpaint_studio.networks import InpaintGenerator, build, build_discriminator
+from inpaint_studio.networks import build_discriminator
 
 from .. import losses
 from .base import Batch, Recipe, register_recipe
@@ -91,9 +91,6 @@ class DeepFillV1Recipe(Recipe):
         self.gamma = float(cfg.discount_gamma)
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"--discount-gamma must be in (0, 1], got {self.gamma}")
-
-    def build_generator(self, gen_args: dict[str, Any]) -> InpaintGenerator:
-        return build(self.arch, **gen_args)
 
     def build_discriminators(self) -> nn.ModuleDict:
         return nn.ModuleDict({

@@ -42,9 +42,6 @@ class DeepFillV2Recipe(Recipe):
     lr_d = 1e-4
     betas = (0.5, 0.999)
 
-    def build_generator(self, gen_args: dict[str, Any]) -> networks.InpaintGenerator:
-        return networks.build(self.arch, **gen_args)
-
     def build_discriminators(self) -> nn.ModuleDict:
         # RGB + mask + sketch: the sketch channel is all zeros when a sample has none.
         return nn.ModuleDict({"patch": networks.build_discriminator("sn_patchgan", in_channels=5)})

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inpaint_studio.networks import InpaintGenerator, build
+from inpaint_studio.networks import InpaintGenerator
 
 from .. import losses
 from .base import Batch, Recipe, register_recipe
@@ -39,14 +39,6 @@ class PConvRecipe(Recipe):
     perceptual_weight = 0.05
     style_weight = 120.0
     tv_weight = 0.1
-
-    def __init__(self, cfg: Any, device: torch.device, vgg: nn.Module | None) -> None:
-        super().__init__(cfg, device, vgg)
-        if vgg is None:
-            raise ValueError("the pconv recipe needs VGG-16 features (--vgg-weights)")
-
-    def build_generator(self, gen_args: dict[str, Any]) -> InpaintGenerator:
-        return build(self.arch, **gen_args)
 
     def prepare_generator(self, G: InpaintGenerator) -> None:
         """``--freeze-enc-bn``: the paper's fine-tuning phase freezes the encoder's batch norm
