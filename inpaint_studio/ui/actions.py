@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QStyle, QWidget
 
 
 def _drawn_icon(kind: str) -> QIcon:
-    """Small tool icons drawn with QPainter: brush, eraser, pen, probe, fill."""
+    """Small tool icons drawn with QPainter: brush, eraser, pen, probe, compare, fill."""
     pix = QPixmap(32, 32)
     pix.fill(Qt.GlobalColor.transparent)
     p = QPainter(pix)
@@ -37,6 +37,14 @@ def _drawn_icon(kind: str) -> QIcon:
         p.setPen(QPen(QColor(255, 200, 60), 3))
         p.drawEllipse(QRectF(5, 5, 16, 16))
         p.drawLine(QPointF(19, 19), QPointF(28, 28))
+    elif kind == "compare":  # a photo split by a divider: left filled, right original
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(90, 200, 120))
+        p.drawRect(QRectF(4, 7, 12, 18))
+        p.setBrush(QColor(200, 200, 205))
+        p.drawRect(QRectF(16, 7, 12, 18))
+        p.setPen(QPen(QColor(250, 250, 250), 2))
+        p.drawLine(QPointF(16, 3), QPointF(16, 29))
     elif kind == "fill":
         p.setBrush(QColor(90, 200, 120))
         p.setPen(Qt.PenStyle.NoPen)
@@ -137,9 +145,9 @@ def build_actions(owner: QWidget) -> Actions:
         zoom_out=act("Zoom &out", QKeySequence.StandardKey.ZoomOut),
         fit=act("&Fit to window", "Ctrl+0"),
         actual_size=act("&100 %", "Ctrl+1"),
-        split=act("&Before / after", "C", tip="Split view with a draggable divider", checkable=True),
+        split=act("&Compare", "C", _drawn_icon("compare"), tip="Before / after: split view with a draggable divider", checkable=True),
         fill=act("&Fill", ["Ctrl+Return", "Ctrl+Enter"], _drawn_icon("fill"), "Fill the hole"),
-        cancel=act("Cancel fill", "Esc", style.standardIcon(sp.SP_BrowserStop), "Cancel the running fill"),
+        cancel=act("&Cancel", "Esc", style.standardIcon(sp.SP_BrowserStop), "Cancel the running fill"),
         apply=act("&Apply", "Return", style.standardIcon(sp.SP_DialogApplyButton), "Keep the result"),
         discard=act("&Discard", "Backspace", style.standardIcon(sp.SP_DialogDiscardButton), "Drop the result"),
         tools=QActionGroup(owner),

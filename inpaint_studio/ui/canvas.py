@@ -149,15 +149,15 @@ class CanvasView(QGraphicsView):
         return self.result_item is not None
 
     def set_split(self, enabled: bool) -> None:
-        """Before/after view: the result left of a draggable divider, the original right."""
+        """Before/after view: the result left of a draggable divider, the original (without
+        the hole overlay) right of it."""
         if not enabled or self.result_item is None or self.document is None:
             if self.divider is not None:
                 self.scene().removeItem(self.divider)
                 self.divider = None
-            for item in (self.result_item, self.overlay_item):
-                if item is not None:
-                    item.split_x = None
-                    item.update()
+            if self.result_item is not None:
+                self.result_item.split_x = None
+                self.result_item.update()
             self._sync_visibility()
             return
         if self.divider is None:
@@ -173,14 +173,10 @@ class CanvasView(QGraphicsView):
         return self.divider is not None
 
     def _on_divider_moved(self, x: float) -> None:
-        # Result left of the divider; right of it the original with its hole overlay.
+        # Result left of the divider, the untouched original right of it.
         if self.result_item is not None:
             self.result_item.split_x = x
             self.result_item.update()
-        if self.overlay_item is not None:
-            self.overlay_item.split_x = x
-            self.overlay_item.keep_left = False
-            self.overlay_item.update()
 
     def show_original(self, on: bool) -> None:
         """While on (Tab held) the photo shows without result, mask or heat map."""
@@ -192,9 +188,9 @@ class CanvasView(QGraphicsView):
         if self.result_item is not None:
             self.result_item.setVisible(not original)
         if self.overlay_item is not None:
-            # The hole overlay would hide the result being judged (split view: the "before"
-            # side shows it).
-            self.overlay_item.setVisible(not original and (self.result_item is None or self.divider is not None))
+            # With a result shown, the translucent hole would hide what is being judged, and
+            # the split view's "before" side is the plain photo.
+            self.overlay_item.setVisible(not original and self.result_item is None)
         if self.heatmap_item is not None:
             self.heatmap_item.setVisible(not original)
 

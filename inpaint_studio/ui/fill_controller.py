@@ -58,7 +58,11 @@ class FillController(QObject):
         self.service = service
         self._list = engine_lister or engine_api.list_engines
         self.engine_box = QComboBox()
-        self.engine_box.setMinimumContentsLength(16)
+        # Narrow in the toolbar (which must fit a 1000 px window); the list opens wide enough
+        # for long model names.
+        self.engine_box.setMinimumContentsLength(14)
+        self.engine_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.engine_box.view().setMinimumWidth(280)
         self.engine_box.setToolTip("Fill engine: deep models and classical methods")
         self.device_box = QComboBox()
         self.device_box.setToolTip("Where deep models run")
@@ -78,6 +82,7 @@ class FillController(QObject):
         self.stages_seen: list[tuple[int, str]] = []  # (request id, stage name) shown
         self.stale_dropped = 0
         self._timings: list[str] = []
+        self._engine_title = ""  # of the running fill, for the status line
         self._t0 = 0.0
         service.worker.started.connect(self._on_started)
         service.worker.stage_ready.connect(self._on_stage)
@@ -108,10 +113,10 @@ class FillController(QObject):
         self.engine_box.clear()
         model: QStandardItemModel = self.engine_box.model()
         for info in infos:
-            self.engine_box.addItem(f"{info.title}  ({info.kind})", info.name)
+            self.engine_box.addItem(info.title, info.name)
             item = model.item(self.engine_box.count() - 1)
             if info.availability:
-                item.setToolTip(info.description)
+                item.setToolTip(f"{info.description} ({info.kind})")
             else:
                 item.setEnabled(False)
                 item.setToolTip(f"Unavailable: {info.availability.reason}")
@@ -177,6 +182,7 @@ class FillController(QObject):
 
     def _on_started(self, request_id: int, title: str) -> None:
         if self.service.is_current(request_id):
+            self._engine_title = title
             self.status.emit(f"Filling with {title}…  (Esc cancels)")
 
     def _on_stage(self, update: StageUpdate) -> None:
@@ -193,7 +199,8 @@ class FillController(QObject):
         note = stage.extras.get("note")
         tail = "  —  Apply (Enter) or Discard (Backspace); hold Tab for the original" if stage.final \
             else "  (preview; refining…)"
-        self.status.emit(" · ".join(self._timings) + tail + (f"  [{note}]" if note else ""))
+        self.status.emit(f"{self._engine_title}: " + " · ".join(self._timings) + tail
+                         + (f"  [{note}]" if note else ""))
         self.result_changed.emit(True)
 
     def _on_failed(self, request_id: int, message: str) -> None:

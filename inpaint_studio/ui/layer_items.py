@@ -24,7 +24,7 @@ MAX_MIP_FACTOR = 8
 class ImageLayerItem(QGraphicsItem):
     """Draws a QImage at its position (image pixel ``(x0, y0)`` of the photo), one scene
     unit per pixel, repainting only the exposed rectangle; optionally clipped at ``split_x``
-    (scene x of the before/after divider) to the part left of it (``keep_left``) or right.
+    (scene x of the before/after divider) to the part left of it.
 
     Zoomed out to half size or less, it draws from a cached downscaled copy (a mip level of
     1/2, 1/4 or 1/8 made with area averaging) instead of smoothing the full image on every
@@ -40,7 +40,6 @@ class ImageLayerItem(QGraphicsItem):
         self._levels: dict[int, QImage] = {}  # factor (2, 4, 8) -> downscaled image
         self.setPos(*origin)
         self.split_x: float | None = None
-        self.keep_left = True
         self.setZValue(z)
         # exposedRect tells paint() which part needs drawing.
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
@@ -58,9 +57,7 @@ class ImageLayerItem(QGraphicsItem):
         exposed = option.exposedRect.intersected(self.boundingRect())
         if self.split_x is not None:
             x = max(0.0, self.split_x - self.x())
-            keep = QRectF(0, 0, x, self.image.height()) if self.keep_left else \
-                QRectF(x, 0, max(0.0, self.image.width() - x), self.image.height())
-            exposed = exposed.intersected(keep)
+            exposed = exposed.intersected(QRectF(0, 0, x, self.image.height()))
         if exposed.isEmpty():
             return
         # Whole pixels so that the smoothing filter never samples outside the image.

@@ -119,6 +119,10 @@ class MainWindow(QMainWindow):
         fill.addWidget(self.fill.device_box)
         for action in (a.fill, a.cancel, None, a.apply, a.discard, a.split):
             fill.addSeparator() if action is None else fill.addAction(action)
+        # Icons only for the occasional ones (their tooltips name them), so that the tool
+        # bars fit a 1000 px wide window.
+        for action in (a.cancel, a.split):
+            fill.widgetForAction(action).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         self.addToolBar(fill)
 
     def _build_menus(self) -> None:
