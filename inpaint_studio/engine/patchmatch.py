@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 PATCH_RADIUS = 3  # 7x7 patches
+BORDER_CORRECTION_DEPTH = 15.0
 COARSEST_SIDE = 32  # stop the pyramid when the shorter side would drop below this
 BORDER_CONFIDENCE_BASE = 1.3  # Wexler's weight base: 1.3 ** -distance_into_the_hole
 
@@ -123,9 +124,11 @@ def _distances(img, tgt_y, tgt_x, nnf_y, nnf_x, nnf_d, r):
 
 
 @_njit
-def _vote(img, hole, tgt_y, tgt_x, nnf_y, nnf_x, nnf_d, confidence, sigma2, r):
+def _vote(img, hole, tgt_y, tgt_x, nnf_y, nnf_x, nnf_d, confidence, sigma2, r, residual):
     """Replace every hole pixel of ``img`` by the weighted mean of the source pixels the
-    patches covering it propose."""
+    patches covering it propose. Known pixels those patches cover get, in ``residual``
+    (float32 ``(H, W, 3)``, zero elsewhere), their value minus that mean: how far the
+    copied patches miss the known colours around the hole."""
     h, w = img.shape[0], img.shape[1]
     acc = np.zeros((h, w, 3), dtype=np.float32)
     weight_sum = np.zeros((h, w), dtype=np.float32)
@@ -139,16 +142,21 @@ def _vote(img, hole, tgt_y, tgt_x, nnf_y, nnf_x, nnf_d, confidence, sigma2, r):
                 continue
             for dx in range(-r, r + 1):
                 x = tx + dx
-                if x < 0 or x >= w or not hole[y, x]:
+                if x < 0 or x >= w:
                     continue
                 for c in range(3):
                     acc[y, x, c] += wgt * img[sy + dy, sx + dx, c]
                 weight_sum[y, x] += wgt
     for y in range(h):
         for x in range(w):
-            if hole[y, x] and weight_sum[y, x] > 1e-12:
-                for c in range(3):
-                    img[y, x, c] = acc[y, x, c] / weight_sum[y, x]
+            if weight_sum[y, x] <= 1e-12:
+                continue
+            for c in range(3):
+                mean = acc[y, x, c] / weight_sum[y, x]
+                if hole[y, x]:
+                    img[y, x, c] = mean
+                else:
+                    residual[y, x, c] = img[y, x, c] - mean
 
 
 @_njit
@@ -211,9 +219,25 @@ class _Level:
         d = self.nnf_d[self.tgt_y, self.tgt_x]
         return max(float(np.percentile(d, 75)), 1e-3)
 
-    def vote(self, r: int) -> None:
+    def vote(self, r: int) -> np.ndarray:
+        """Vote the hole; returns the known pixels' residual (see :func:`_vote`)."""
+        residual = np.zeros_like(self.image)
         _vote(self.image, self.hole, self.tgt_y, self.tgt_x, self.nnf_y, self.nnf_x,
-              self.nnf_d, self.confidence, self.sigma2(), r)
+              self.nnf_d, self.confidence, self.sigma2(), r, residual)
+        return residual
+
+    def correct_border(self, residual: np.ndarray) -> None:
+        """Shift the hole's colours by the residual around it, carried inward by fast
+        marching and faded with depth, so copied texture meets its surroundings without a
+        colour step."""
+        if BORDER_CORRECTION_DEPTH <= 0:
+            return
+        mask = self.hole.astype(np.uint8)
+        depth = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+        fade = np.exp(-depth / BORDER_CORRECTION_DEPTH)[self.hole]
+        for c in range(3):
+            carried = cv2.inpaint(np.ascontiguousarray(residual[..., c]), mask, 3, cv2.INPAINT_TELEA)
+            self.image[..., c][self.hole] += fade * carried[self.hole]
 
 
 def _downsample(image: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -294,8 +318,10 @@ def inpaint(image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
         for em in range(em_iters):
             _search(level.image, level.src_ok, level.src_y, level.src_x, level.tgt_y, level.tgt_x,
                     level.is_tgt, level.nnf_y, level.nnf_x, level.nnf_d, r, 2, level_seed + em + 1)
-            level.vote(r)
+            residual = level.vote(r)
         previous = level
+    if previous is not None:
+        previous.correct_border(residual)
     if previous is None or previous.image.shape[:2] != hole.shape:
         return telea
     filled = np.clip(np.rint(previous.image), 0, 255).astype(np.uint8)
