@@ -75,15 +75,17 @@ def test_patchmatch_is_deterministic_for_a_seed(rng):
     assert not np.array_equal(first, patchmatch.inpaint(image, hole, seed=4))
 
 
-def test_patchmatch_copies_only_known_pixels(rng):
-    # Every filled pixel of a noise image must come from somewhere in its known part; with a
-    # single pyramid level and a voted mean this holds for the colour range at least.
+def test_patchmatch_never_sees_the_pixels_under_the_hole(rng):
+    # The known part is noise in [100, 150]; what lies under the hole is black. Copied texture
+    # stays in the known range, up to the border correction's colour shift (a few levels);
+    # any leak of the black block would pull values and the mean far down.
     image = rng.integers(100, 151, (48, 48, 3), dtype=np.uint8)
-    image[16:32, 16:32] = 0  # what is under the hole must not leak into the fill
+    image[16:32, 16:32] = 0
     hole = np.zeros((48, 48), bool)
     hole[16:32, 16:32] = True
-    out = patchmatch.inpaint(image, hole)
-    assert out[hole].min() >= 100 and out[hole].max() <= 150
+    fill = patchmatch.inpaint(image, hole)[hole].astype(float)
+    assert fill.min() >= 90 and fill.max() <= 160, (fill.min(), fill.max())
+    assert abs(fill.mean() - 125) < 5, fill.mean()
 
 
 @pytest.mark.parametrize("name", CLASSICAL)
