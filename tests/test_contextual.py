@@ -56,11 +56,11 @@ def _masks(batch, h, w):
 
 def _layer(rows=None, batch=2, grid=(9, 9)):
     """A layer whose budget makes query blocks of ``rows`` grid rows for this batch and grid
-    (None: the default budget); rows_per_block counts 4 block rows + 8 carried rows."""
+    (None: the default budget); rows_per_block counts 5 block rows + 12 carried and halo rows."""
     layer = ContextualAttention()
     if rows is not None:
         row_bytes = 4 * batch * grid[1] * grid[0] * grid[1]
-        layer.memory_budget_mb = row_bytes * (4 * rows + 8) / 2**20
+        layer.memory_budget_mb = row_bytes * (5 * rows + 12) / 2**20
     return layer
 
 

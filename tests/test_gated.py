@@ -78,3 +78,30 @@ def test_in_place_inference_path_equals_the_autograd_path(activation, memory_for
     assert torch.equal(fast, with_grad.detach())
     # the next conv gets its preferred layout without a copy
     assert fast.is_contiguous(memory_format=memory_format)
+
+
+@pytest.mark.parametrize("kernel, stride, dilation", [(5, 1, 1), (3, 2, 1), (3, 1, 4), (3, 2, 2)])
+def test_banded_inference_equals_the_whole_image_conv(monkeypatch, kernel, stride, dilation):
+    torch.manual_seed(1)
+    layer = GatedConv2d(3, 4, kernel, stride=stride, dilation=dilation).to(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 23, 10).contiguous(memory_format=torch.channels_last)
+    whole = layer(x).detach()
+    # bands of 3 output rows: first and last bands reach past the image (zero padding)
+    monkeypatch.setattr("inpaint_studio.layers.gated.BAND_ELEMENTS", 2 * 4 * whole.shape[3] * 3)
+    with torch.inference_mode():
+        banded = layer(x)
+    assert banded.shape == whole.shape
+    torch.testing.assert_close(banded, whole, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("rows_per_band", [1, 2, 5])
+def test_banded_up_conv_upsamples_only_each_band(monkeypatch, rows_per_band):
+    torch.manual_seed(2)
+    up = GatedUpConv2d(3, 2)
+    x = torch.randn(1, 3, 7, 5)
+    whole = up(x).detach()
+    monkeypatch.setattr("inpaint_studio.layers.gated.BAND_ELEMENTS", 2 * 2 * 10 * rows_per_band)
+    with torch.inference_mode():
+        banded = up(x)
+    assert banded.shape == (1, 2, 14, 10)
+    torch.testing.assert_close(banded, whole, atol=1e-6, rtol=1e-5)

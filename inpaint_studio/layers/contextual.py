@@ -30,7 +30,10 @@ Differences from the reference, on purpose:
   score matrix, so a row's last column is treated as the neighbour of the next row's first.
 
 Speed and memory: matching and reconstruction are batched matrix products over all samples.
-The reconstruction is done per output phase (``rate**2`` sub-grids) with the attention summed
+Matching multiplies grid *pixels*, not patches: the Gram matrix ``G(p, r) = f(p) . b(r)``
+(``C`` multiply-adds per entry instead of ``C * ksize**2``) is summed over the patch offsets
+``o`` by joint shifts, ``sum_o G(q + o, k + o)``, then divided by the key patch norms, which is
+the patch dot product (zero padding included) at a ninth of the arithmetic. The reconstruction is done per output phase (``rate**2`` sub-grids) with the attention summed
 over its neighbour shifts first, which is 4x fewer multiply-adds than pasting 4x4 patches.
 Queries are processed in blocks of grid rows sized from ``memory_budget_mb``; the rows that
 propagation and reconstruction need from the neighbouring blocks are carried over rather than
@@ -126,6 +129,10 @@ class _Workspace:
             return torch.bmm(a, b, out=out)
         out.copy_(torch.bmm(a, b))
         return out
+
+    def scale_(self, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        """``x * factor`` (broadcast), in place without autograd."""
+        return x.mul_(factor) if self.reuse else x * factor
 
     def softmax_(self, x: torch.Tensor, invalid: torch.Tensor) -> None:
         """Softmax over the last dim of float32 ``x`` where ``invalid`` (broadcastable to
@@ -249,11 +256,12 @@ class ContextualAttention(nn.Module):
     def rows_per_block(self, batch: int, grid_h: int, grid_w: int) -> int:
         """Query grid rows per block so that the score buffers stay within the budget.
 
-        About four buffers of a block's rows are alive at once (scores, propagated scores,
-        attention, shifted attention) plus a few carried rows, at 4 bytes per score.
+        About five buffers of a block's rows are alive at once (Gram matrix and scores,
+        patch sums, propagated scores, attention, shifted attention) plus a few carried and
+        halo rows, at 4 bytes per score.
         """
         row_bytes = 4 * batch * grid_w * grid_h * grid_w
-        rows = int(self.memory_budget_mb * 2**20 // row_bytes - 8) // 4
+        rows = int(self.memory_budget_mb * 2**20 // row_bytes - 12) // 5
         return max(1, min(grid_h, rows))
 
     # ------------------------------------------------------------------ internals
@@ -308,12 +316,18 @@ class ContextualAttention(nn.Module):
     ) -> torch.Tensor:
         batch, channels, height, width = f.shape
         r, pad = self.rate, self.ksize // 2
-        grid_f = F.pad(f[:, :, ::r, ::r], (pad, pad, pad, pad))
+        grid_f = f[:, :, ::r, ::r]
         grid_b = b[:, :, ::r, ::r]
         gh, gw = grid_b.shape[-2:]
         n_keys = gh * gw
-        keys = F.unfold(grid_b, self.ksize, padding=pad)
-        keys = keys / keys.norm(dim=1, keepdim=True).clamp_min(1e-4)  # (B, C*k*k, N)
+        # Matching runs in float32 whatever the dtype: its nine-term patch sums would lose the
+        # precision a single low-precision matrix product keeps with its fp32 accumulator.
+        pixels_f = grid_f.float()
+        pixels_b = grid_b.float().flatten(2)  # (B, C, N)
+        # 1 / L2 norm of each key's ksize x ksize patch (zero padded), clamped like the reference
+        energy = F.avg_pool2d(pixels_b.view(grid_b.shape).pow(2).sum(1, keepdim=True), self.ksize, 1, pad,
+                              count_include_pad=True)
+        inv_norm = (energy * self.ksize**2).sqrt().clamp_min(1e-4).reciprocal().flatten(1)  # (B, N)
 
         hole = self._grid_hole(mask, f)
         invalid = F.max_pool2d(hole.float(), self.ksize, 1, pad).flatten(1) > 0  # (B, N)
@@ -346,11 +360,24 @@ class ContextualAttention(nn.Module):
         t_win = a_win = None
         for s0 in range(s_lo, s_hi, block):
             s1 = min(s0 + block, s_hi)
-            # 1. scores of query rows [s0, s1), propagated along x, appended to the T window
-            queries = F.unfold(grid_f[:, :, s0 : s1 + 2 * pad], self.ksize)  # (B, Ckk, n*gw)
-            scores = ws.take("scores", (batch, (s1 - s0) * gw, n_keys), f.dtype)
-            ws.bmm_into(queries.transpose(1, 2), keys, scores)
-            scores = scores.view(batch, s1 - s0, gw, gh, gw).transpose(0, 1)
+            # 1. scores of query rows [s0, s1): pixel Gram matrix of grid rows [g0, g1), summed
+            # over the patch offsets along x, then y, divided by the key norms; then propagated
+            # along x and appended to the T window
+            g0, g1 = max(s0 - pad, 0), min(s1 + pad, gh)
+            gram = ws.take("gram", (batch, (g1 - g0) * gw, n_keys), torch.float32)
+            ws.bmm_into(pixels_f[:, :, g0:g1].flatten(2).transpose(1, 2), pixels_b, gram)
+            gram = gram.view(batch, g1 - g0, gw, gh, gw).transpose(0, 1)
+            patch_x = ws.take("patch_x", gram.shape, torch.float32)
+            patch_x.copy_(gram)
+            for d in range(1, pad + 1):
+                _add_joint_shift(patch_x, gram, 2, 4, -d)
+                _add_joint_shift(patch_x, gram, 2, 4, d)
+            scores = ws.take("gram", (s1 - s0, batch, gw, gh, gw), torch.float32)  # Gram is spent
+            scores.copy_(patch_x[s0 - g0 : s1 - g0])
+            for d in range(1, pad + 1):
+                _add_joint_shift(scores, patch_x, 0, 3, -d, s0 - g0)
+                _add_joint_shift(scores, patch_x, 0, 3, d, s0 - g0)
+            scores = ws.scale_(scores, inv_norm.view(1, batch, 1, gh, gw))
             kept_t = t_end - t_start
             t_new = ws.take("t", (kept_t + s1 - s0, batch, gw, gh, gw), f.dtype)
             if t_win is not None:
@@ -425,7 +452,7 @@ class ContextualAttention(nn.Module):
         for sy in (-1, 1):
             if not any(g[0] == sy for g in groups):
                 continue
-            shifted_y = ws.take("scores", (batch, n, *a_win.shape[2:]), dtype)
+            shifted_y = ws.take("gram", (batch, n, *a_win.shape[2:]), dtype)
             shifted_y.copy_(attention[:, offset : offset + n])
             _add_joint_shift(shifted_y, attention, 1, 3, sy, offset)
             for gy, sx, phases, raw in groups:
