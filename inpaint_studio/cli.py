@@ -248,10 +248,13 @@ def _fill_single(args: argparse.Namespace) -> int:
     return 0
 
 
-def find_mask(masks_dir: Path, stem: str) -> Path:
+def find_mask(masks_dir: Path, stem: str, beside_photos: bool = False) -> Path:
     """The mask of photo ``stem`` in ``masks_dir``: ``stem_mask.*`` first, then ``stem.*``
-    (any image suffix). Raises FileNotFoundError / ValueError naming what was looked for."""
-    for name in (stem + MASK_SUFFIX, stem):
+    (any image suffix). With ``beside_photos`` (masks in the photos' own folder) only
+    ``stem_mask.*`` counts: ``stem.*`` there is the photo itself, or another photo.
+    Raises FileNotFoundError / ValueError naming what was looked for."""
+    names = (stem + MASK_SUFFIX,) if beside_photos else (stem + MASK_SUFFIX, stem)
+    for name in names:
         hits = sorted(
             p for p in masks_dir.iterdir()
             if p.stem == name and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
@@ -260,7 +263,8 @@ def find_mask(masks_dir: Path, stem: str) -> Path:
             raise ValueError(f"several masks match: {', '.join(p.name for p in hits)}")
         if hits:
             return hits[0]
-    raise FileNotFoundError(f"no mask named {stem}{MASK_SUFFIX}.* or {stem}.* in {masks_dir}")
+    wanted = " or ".join(f"{name}.*" for name in names)
+    raise FileNotFoundError(f"no mask named {wanted} in {masks_dir}")
 
 
 def _photos_in(folder: Path, same_as_masks: bool) -> list[Path]:
@@ -280,7 +284,8 @@ def _fill_folder(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out} must be a folder in folder mode")
     if args.out.resolve() == args.input.resolve():
         raise UsageError("--out must differ from --input: the photos would be overwritten")
-    photos = _photos_in(args.input, args.input.resolve() == args.masks.resolve())
+    beside_photos = args.input.resolve() == args.masks.resolve()
+    photos = _photos_in(args.input, beside_photos)
     if not photos:
         _error(f"no photos ({', '.join(IMAGE_SUFFIXES)}) in {args.input}")
         return 1
@@ -294,7 +299,8 @@ def _fill_folder(args: argparse.Namespace) -> int:
     for photo in tqdm(photos, desc="filling", unit="photo", file=sys.stderr):
         try:
             fill_file(
-                engine, photo, find_mask(args.masks, photo.stem), args.out / photo.name, options,
+                engine, photo, find_mask(args.masks, photo.stem, beside_photos),
+                args.out / photo.name, options,
                 resize_mask=args.resize_mask, overwrite=args.overwrite,
             )
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch

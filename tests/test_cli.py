@@ -225,6 +225,18 @@ def test_folder_mode_all_good_exits_0_and_masks_beside_photos(tmp_path, photo):
     assert [p.name for p in out.iterdir()] == ["a.png"]
 
 
+def test_folder_mode_beside_photos_never_uses_a_photo_as_its_own_mask(tmp_path, photo, capsys):
+    folder, out = tmp_path / "shots", tmp_path / "done"
+    folder.mkdir()
+    _write_photo(folder / "a.png", photo)
+    _write_mask(folder / "a_mask.png", photo.shape[:2])
+    _write_photo(folder / "b.png", photo)  # no b_mask: b.png must not mask itself
+    code = cli.main(["fill", "--input", str(folder), "--masks", str(folder), "--out", str(out)])
+    assert code == 1
+    assert [p.name for p in out.iterdir()] == ["a.png"]
+    assert f"  b.png: no mask named b_mask.* in {folder}" in capsys.readouterr().err
+
+
 def test_folder_mode_refuses_to_write_into_input(tmp_path, photo, capsys):
     folder = tmp_path / "shots"
     folder.mkdir()
