@@ -12,6 +12,7 @@ from .registry import (
     EngineInfo,
     all_engines,
     clear_cache,
+    default_engine_among,
     default_engine_name,
     get_engine,
     list_engines,
@@ -29,7 +30,8 @@ from .request import (
 
 __all__ = [
     "Availability", "AttentionSource", "CoreStage", "Engine", "EngineUnavailable", "EngineInfo",
-    "all_engines", "clear_cache", "default_engine_name", "get_engine", "list_engines", "register",
+    "all_engines", "clear_cache", "default_engine_among",
+    "default_engine_name", "get_engine", "list_engines", "register",
     "STRATEGIES", "CancelToken", "FillCancelled", "FillOptions", "FillRequest", "FillStage",
     "InvalidRequest",
 ]

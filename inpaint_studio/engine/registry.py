@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from .base import Availability, Engine, EngineUnavailable
 
@@ -107,12 +107,18 @@ def get_engine(name: str, device: str = "auto") -> Engine:
     return engine
 
 
+def default_engine_among(infos: Iterable[EngineInfo]) -> str:
+    """The default among listed engines: the shipped deep model when it is listed and
+    available, else PatchMatch."""
+    for info in infos:
+        if info.name == DEFAULT_DEEP_ENGINE and info.availability:
+            return info.name
+    return FALLBACK_ENGINE
+
+
 def default_engine_name(device: str = "auto") -> str:
     """The shipped deep model when it loads here, else PatchMatch."""
-    for engine in all_engines(device):
-        if engine.name == DEFAULT_DEEP_ENGINE and engine.availability():
-            return engine.name
-    return FALLBACK_ENGINE
+    return default_engine_among(list_engines(device))
 
 
 def clear_cache() -> None:

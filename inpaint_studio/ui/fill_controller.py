@@ -127,10 +127,8 @@ class FillController(QObject):
         self.engine_box.blockSignals(False)
 
     def _default_index(self, infos: list) -> int:
-        try:
-            wanted = engine_api.default_engine_name(self.device)
-        except Exception:
-            wanted = ""
+        # From the rows just listed: no second model discovery, nothing to swallow.
+        wanted = engine_api.default_engine_among(infos)
         usable = [i for i, info in enumerate(infos) if info.availability]
         for i in usable:
             if infos[i].name == wanted:
