@@ -303,6 +303,22 @@ def test_engine_with_wrong_stage_count_is_reported(photo):
         list(run_fill(Short(), _request(photo, _two_hole_mask())))
 
 
+@pytest.mark.parametrize("bad", [
+    lambda image: image.astype(np.float32),  # float: would fail deep inside numpy
+    lambda image: image[..., 0],  # (h, w): no channel axis
+    lambda image: np.dstack([image, image[..., :1]]),  # RGBA
+    lambda image: image[:-1],  # smaller than the crop
+])
+def test_engine_returning_a_malformed_image_is_reported(photo, bad):
+    class Malformed(RecordingEngine):
+        def fill_core(self, image, hole, sketch, options):
+            for stage in super().fill_core(image, hole, sketch, options):
+                yield CoreStage(stage.name, bad(stage.image))
+
+    with pytest.raises(RuntimeError, match=r"engine returned a .* image of shape .* expected uint8"):
+        list(run_fill(Malformed(), _request(photo, _two_hole_mask())))
+
+
 def test_hole_window_is_the_tight_box_of_hole_pixels_only():
     mask = np.zeros((60, 80), np.uint8)
     mask[5, 70] = 100  # faint: not a hole, must not widen the window

@@ -289,9 +289,14 @@ def prepare_crop(request: FillRequest, window: HoleWindow, region: Region, multi
 def restore_crop(core_image: np.ndarray, region: Region) -> np.ndarray:
     """Undo padding and scaling of an engine's output: ``uint8 (region.height, region.width, 3)``."""
     sh, sw = region.scaled_size
-    if core_image.shape[0] < sh or core_image.shape[1] < sw or core_image.ndim != 3:
+    # ndim first: a 1-D or 2-D result must get this message, not an IndexError on shape[1].
+    if (
+        core_image.ndim != 3 or core_image.shape[2] != 3 or core_image.dtype != np.uint8
+        or core_image.shape[0] < sh or core_image.shape[1] < sw
+    ):
         raise RuntimeError(
-            f"engine returned an image of shape {core_image.shape}, expected at least ({sh}, {sw}, 3)"
+            f"engine returned a {core_image.dtype} image of shape {core_image.shape}, expected "
+            f"uint8 of at least ({sh}, {sw}, 3)"
         )
     image = core_image[:sh, :sw]
     if region.scale < 1.0:
