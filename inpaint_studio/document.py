@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -472,6 +473,19 @@ class Document:
         return copy
 
     # -------------------------------------------------------------- session files
+    def _checked_block(self, plane: str, rect: Rect, block: np.ndarray) -> np.ndarray:
+        """``block`` when it can stand for ``rect`` of ``plane`` (same dtype, the rect's
+        shape, the rect inside the image); ValueError naming what does not fit otherwise."""
+        target = self.plane(plane)
+        if rect.empty or rect.clip(self.width, self.height) != rect:
+            raise ValueError(f"{plane} rectangle {rect} lies outside the {self.width}x"
+                             f"{self.height} image")
+        expected = (rect.height, rect.width) + target.shape[2:]
+        if block.dtype != target.dtype or block.shape != expected:
+            raise ValueError(f"{plane} block is {block.dtype} {block.shape}, expected "
+                             f"{target.dtype} {expected}")
+        return block
+
     def to_session_bytes(self) -> bytes:
         """The session as compressed npz bytes: source path, image, mask, sketch and the
         applied fills on the undo stack (their patches, so fills stay undoable after a
@@ -513,17 +527,25 @@ class Document:
                     raise ValueError(f"session version {int(data['version'])} is not supported")
                 source = str(data["source_path"]) or None
                 doc = cls(data["image"], source)
-                doc.mask[:] = data["mask"]
-                doc.sketch[:] = data["sketch"]
+                # Checked, not assigned blindly: numpy would broadcast a (1, W) plane or a
+                # scalar into the whole layer without a word.
+                for layer in (Layer.MASK, Layer.SKETCH):
+                    doc.plane(layer.value)[:] = doc._checked_block(
+                        layer.value, doc.full_rect, data[layer.value])
                 for i in range(int(data["fill_count"])):
                     planes = [str(p) for p in data[f"fill{i}_planes"]]
                     patches = []
                     for j, plane in enumerate(planes):
                         x0, y0, x1, y1 = (int(v) for v in data[f"fill{i}_{j}_rect"])
-                        patches.append(Patch(plane, Rect(x0, y0, x1, y1),
-                                             data[f"fill{i}_{j}_before"], data[f"fill{i}_{j}_after"]))
+                        rect = Rect(x0, y0, x1, y1)
+                        patches.append(Patch(
+                            plane, rect,
+                            doc._checked_block(plane, rect, data[f"fill{i}_{j}_before"]),
+                            doc._checked_block(plane, rect, data[f"fill{i}_{j}_after"]),
+                        ))
                     doc._undo.append(Edit("fill", patches))
-        except (OSError, KeyError, ValueError, EOFError) as exc:
+        # BadZipFile: a truncated or damaged npz (it is neither an OSError nor a ValueError).
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"cannot read session {path}: {exc}") from exc
         # A restored session holds unsaved work by definition.
         doc._clean_top = _NEVER_SAVED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -223,6 +225,35 @@ def test_load_session_reports_a_bad_file(tmp_path):
     bad = tmp_path / "broken.npz"
     bad.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="cannot read session"):
+        Document.load_session(bad)
+
+
+def test_load_session_reports_a_truncated_file(tmp_path, photo):
+    payload = Document(photo).to_session_bytes()
+    bad = tmp_path / "cut.npz"
+    bad.write_bytes(payload[: len(payload) // 2])
+    with pytest.raises(ValueError, match="cannot read session"):
+        Document.load_session(bad)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("mask", np.full((1, 5), 255, np.uint8), r"mask block is uint8 \(1, 5\)"),
+    ("sketch", np.zeros((4, 5), np.float32), "sketch block is float32"),
+    ("fill0_0_rect", np.array([0, 0, 10_000, 10], np.int64), "lies outside"),
+    ("fill0_0_after", np.zeros((1, 1, 3), np.uint8), r"image block is uint8 \(1, 1, 3\)"),
+])
+def test_load_session_refuses_blocks_that_do_not_fit_the_image(tmp_path, photo, key, value,
+                                                               message):
+    doc = Document(photo)
+    result = photo.copy()
+    result[10:20, 10:20] = 0
+    doc.apply_fill(result)
+    arrays = dict(np.load(io.BytesIO(doc.to_session_bytes())))
+    assert key in arrays
+    arrays[key] = value
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ValueError, match=message):
         Document.load_session(bad)
 
 
