@@ -103,7 +103,11 @@ class FillWorker(QObject):
                 job.cancel.raise_if_cancelled()
         except FillCancelled:
             self.cancelled.emit(rid)
-        except Exception as exc:  # an engine failure must never take the app down
+        except (engine_api.EngineUnavailable, ValueError) as exc:
+            # Expected failures (a model file that does not load, a request the engine
+            # refuses) already say what is wrong in words: show the words, no traceback.
+            self.failed.emit(rid, str(exc) or type(exc).__name__)
+        except Exception as exc:  # a bug in an engine must never take the app down
             traceback.print_exc()
             self.failed.emit(rid, f"{type(exc).__name__}: {exc}")
         finally:
