@@ -231,7 +231,7 @@ class InpaintDataset(torch.utils.data.Dataset):
     A file that cannot be decoded, is truncated, or whose shorter side is under
     ``min_side`` (default ``size // 2``) is recorded in ``bad_files`` (path -> reason), warned
     about once, and replaced by another index drawn from the same generator; after
-    ``max_retries`` bad files in a row a ``RuntimeError`` says the data looks broken.
+    ``max_retries`` retries a ``RuntimeError`` says the data looks broken.
     """
 
     def __init__(
@@ -324,9 +324,12 @@ class InpaintDataset(torch.utils.data.Dataset):
                     newly_bad += 1
             index = int(rng.integers(len(self.paths)))
         else:
+            # path is None when every pick was a photo already known to be unreadable.
+            example = (f" (e.g. {path}: {self.bad_files.get(str(path))})" if path is not None
+                       else f" ({len(self._bad_indices)} of {len(self.paths)} known bad)")
             raise RuntimeError(
-                f"{self.max_retries} unreadable photos in a row (e.g. {path}: "
-                f"{self.bad_files.get(str(path))}); check the data folders"
+                f"no readable photo in {self.max_retries + 1} tries{example}; check the data "
+                f"folders"
             )
         crop = self._crop(rgb, rng)
         mask = self.masks(self.size, self.size, rng)

@@ -8,6 +8,7 @@ weights yet).
 
 from __future__ import annotations
 
+import importlib
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -47,7 +48,7 @@ def register(name: str) -> Callable[[Callable[[], Engine]], Callable[[], Engine]
 def _ensure_builtin() -> None:
     # Importing the modules registers their engines; kept lazy so that importing the
     # registry stays cheap (no torch import for a classical-only CLI run).
-    from . import classical  # noqa: F401
+    importlib.import_module(".classical", __package__)
 
 
 def _deep_engines(device: str) -> list[Engine]:
