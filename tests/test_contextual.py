@@ -229,3 +229,76 @@ def test_row_range_computes_only_those_rows_exactly():
         # widened to grid rows 3..7, i.e. feature rows 6..16
         torch.testing.assert_close(out[:, :, 6:16], expected[:, :, 6:16], atol=1e-5, rtol=1e-5)
         assert out[:, :, :6].abs().max() == 0 and out[:, :, 16:].abs().max() == 0
+
+
+def _hole_window(mask, reach):
+    """Feature rows and columns of the batch's holes widened by ``reach``, as the refine net
+    asks for them."""
+    ys = torch.nonzero(mask.amax(dim=(0, 1, 3)) > 0).flatten()
+    xs = torch.nonzero(mask.amax(dim=(0, 1, 2)) > 0).flatten()
+    return (int(ys[0]) - reach, int(ys[-1]) + 1 + reach), (int(xs[0]) - reach, int(xs[-1]) + 1 + reach)
+
+
+def _hole_scenes():
+    """(name, mask (B, 1, 24, 32)): a small box, a tall strip at the left border, a wide strip
+    at the bottom, two holes in different columns, and per-sample holes of a batch."""
+    scenes = []
+    for name, boxes in [
+        ("box", [(0, 9, 14, 12, 19)]),
+        ("left strip", [(0, 2, 20, 0, 3)]),
+        ("bottom strip", [(0, 21, 24, 5, 27)]),
+        ("two columns", [(0, 5, 9, 3, 6), (0, 14, 18, 24, 28)]),
+        ("per sample", [(0, 3, 6, 20, 25), (1, 16, 20, 2, 7)]),
+    ]:
+        mask = torch.zeros(2, 1, 24, 32)
+        for sample, y0, y1, x0, x1 in boxes:
+            mask[sample, :, y0:y1, x0:x1] = 1
+        scenes.append((name, mask))
+    return scenes
+
+
+@pytest.mark.parametrize("name, mask", _hole_scenes(), ids=[n for n, _ in _hole_scenes()])
+def test_row_and_column_window_keeps_every_value_inside_it(name, mask):
+    torch.manual_seed(10)
+    f = torch.randn(2, 5, 24, 32)
+    expected = straightforward(f, f, mask)
+    rows, cols = _hole_window(mask, reach=1)
+    y0, y1 = max(rows[0] // 2 * 2, 0), min(-(-rows[1] // 2) * 2, 24)  # widened to grid cells
+    x0, x1 = max(cols[0] // 2 * 2, 0), min(-(-cols[1] // 2) * 2, 32)
+    inside = torch.zeros(24, 32, dtype=torch.bool)
+    inside[y0:y1, x0:x1] = True
+    assert not inside.all()  # the window really leaves something out
+    for block_rows in (None, 1, 3):
+        with torch.no_grad():
+            out = _layer(block_rows, grid=(12, 16))(f, f, mask, rows=rows, cols=cols)
+        torch.testing.assert_close(out[..., inside], expected[..., inside], atol=1e-5, rtol=1e-5)
+        assert out[..., ~inside].abs().max() == 0
+        hole = mask[:, 0].bool()
+        torch.testing.assert_close(out.permute(1, 0, 2, 3)[:, hole], expected.permute(1, 0, 2, 3)[:, hole],
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_empty_window_gives_zeros_and_an_empty_capture():
+    torch.manual_seed(11)
+    f = torch.randn(1, 4, 8, 8)
+    layer = ContextualAttention()
+    layer.capture_topk = 3
+    with torch.no_grad():
+        out = layer(f, f, _masks(1, 8, 8)[:, :, :8, :8], rows=(2, 6), cols=(4, 4))
+    assert out.abs().max() == 0
+    assert layer.last_capture.weights.shape == (1, 16, 3) and layer.last_capture.weights.max() == 0
+
+
+def test_capture_inside_a_column_window_matches_the_full_capture():
+    f, mask = _twin_scene()
+    layer = ContextualAttention()
+    layer.capture_topk = 4
+    with torch.no_grad():
+        layer(f, f, mask)
+        full = layer.last_capture
+        layer(f, f, mask, rows=(2, 14), cols=(2, 14))
+    windowed = layer.last_capture
+    grid = lambda a: a.reshape(1, 8, 16, 4)  # noqa: E731
+    np.testing.assert_allclose(grid(windowed.weights)[:, 1:7, 1:7], grid(full.weights)[:, 1:7, 1:7], atol=1e-6)
+    np.testing.assert_array_equal(grid(windowed.indices)[:, 2:6, 2:6], grid(full.indices)[:, 2:6, 2:6])
+    assert grid(windowed.weights)[:, :, 8:].max() == 0

@@ -234,7 +234,7 @@ def test_sn_patchgan_is_spectrally_normalised():
 
 @pytest.mark.slow
 def test_hole_scope_keeps_every_hole_pixel(model):
-    image, mask = _inputs(batch=1, size=128)  # hole rows 16..39
+    image, mask = _inputs(batch=1, size=128)  # hole rows 16..39, columns 20..47
     expected = _run(model, image, mask)[1]
     model.attention_scope = "hole"
     try:
@@ -244,8 +244,26 @@ def test_hole_scope_keeps_every_hole_pixel(model):
     hole = mask.bool().expand_as(got)
     torch.testing.assert_close(got[hole], expected[hole], atol=1e-6, rtol=1e-6)
     assert (got - expected).abs()[:, :, 110:].max() > 1e-3  # rows far below were really skipped
+    assert (got - expected).abs()[:, :, :, 110:].max() > 1e-3  # and columns far right
     with pytest.raises(ValueError, match="attention_scope"):
         model.attention_scope = "near"
+
+
+@pytest.mark.slow
+def test_hole_scope_with_per_sample_holes_in_different_columns(model):
+    image, _ = _inputs(batch=2, size=128)
+    mask = torch.zeros(2, 1, 128, 128)
+    mask[0, :, 16:40, 8:24] = 1
+    mask[0, :, 80:96, 100:120] = 1  # a second hole far to the right, other rows
+    mask[1, :, 60:72, 48:64] = 1
+    expected = _run(model, image, mask)[1]
+    model.attention_scope = "hole"
+    try:
+        got = _run(model, image, mask)[1]
+    finally:
+        model.attention_scope = "all"
+    hole = mask.bool().expand_as(got)
+    torch.testing.assert_close(got[hole], expected[hole], atol=1e-6, rtol=1e-6)
 
 
 def test_fast_inference_path_equals_the_training_path(model, monkeypatch):

@@ -35,6 +35,10 @@ Matching multiplies grid *pixels*, not patches: the Gram matrix ``G(p, r) = f(p)
 ``o`` by joint shifts, ``sum_o G(q + o, k + o)``, then divided by the key patch norms, which is
 the patch dot product (zero padding included) at a ninth of the arithmetic. The reconstruction is done per output phase (``rate**2`` sub-grids) with the attention summed
 over its neighbour shifts first, which is 4x fewer multiply-adds than pasting 4x4 patches.
+Inference may ask for a window of output rows and columns only (the outputs near the hole);
+each stage then computes just the query columns the next one needs (reconstruction: the
+output columns +-1; propagation: +-``fuse_k // 2`` more; patch sums: +-``ksize // 2`` more), so
+every value inside the window is the full computation's.
 Queries are processed in blocks of grid rows sized from ``memory_budget_mb``; the rows that
 propagation and reconstruction need from the neighbouring blocks are carried over rather than
 recomputed, so a chunked run does exactly the arithmetic of an unchunked one.
@@ -231,6 +235,7 @@ class ContextualAttention(nn.Module):
         background: torch.Tensor,
         mask: torch.Tensor | None = None,
         rows: tuple[int, int] | None = None,
+        cols: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """Reconstruct ``foreground`` from ``background`` patches.
 
@@ -241,6 +246,8 @@ class ContextualAttention(nn.Module):
         rows: optional feature-row range ``[lo, hi)`` whose output is wanted (widened to whole
             grid rows); other rows are left zero and cost nothing. Inference uses it to skip
             queries far from the hole, whose output is composited away anyway.
+        cols: the same for feature columns ``[lo, hi)``; outside the rows x cols window the
+            output is zero.
         Returns ``(B, C, H, W)``: every position rebuilt from valid background patches.
 
         Under autocast the matrix products run in the autocast dtype and the softmax in fp32.
@@ -251,16 +258,16 @@ class ContextualAttention(nn.Module):
         if torch.is_autocast_enabled(device_type):
             dtype = torch.get_autocast_dtype(device_type)
         with torch.autocast(device_type, enabled=False):
-            return self._attend(foreground.to(dtype), background.to(dtype), mask, rows)
+            return self._attend(foreground.to(dtype), background.to(dtype), mask, rows, cols)
 
-    def rows_per_block(self, batch: int, grid_h: int, grid_w: int) -> int:
+    def rows_per_block(self, batch: int, grid_h: int, grid_w: int, query_w: int | None = None) -> int:
         """Query grid rows per block so that the score buffers stay within the budget.
 
         About five buffers of a block's rows are alive at once (Gram matrix and scores,
         patch sums, propagated scores, attention, shifted attention) plus a few carried and
-        halo rows, at 4 bytes per score.
+        halo rows, at 4 bytes per score. query_w: query columns per row (default all grid_w).
         """
-        row_bytes = 4 * batch * grid_w * grid_h * grid_w
+        row_bytes = 4 * batch * (grid_w if query_w is None else query_w) * grid_h * grid_w
         rows = int(self.memory_budget_mb * 2**20 // row_bytes - 12) // 5
         return max(1, min(grid_h, rows))
 
@@ -312,7 +319,12 @@ class ContextualAttention(nn.Module):
         return groups
 
     def _attend(
-        self, f: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None, rows: tuple[int, int] | None
+        self,
+        f: torch.Tensor,
+        b: torch.Tensor,
+        mask: torch.Tensor | None,
+        rows: tuple[int, int] | None,
+        cols: tuple[int, int] | None,
     ) -> torch.Tensor:
         batch, channels, height, width = f.shape
         r, pad = self.rate, self.ksize // 2
@@ -347,9 +359,17 @@ class ContextualAttention(nn.Module):
         o_lo, o_hi = (0, gh) if rows is None else (max(rows[0] // r, 0), min(-(-rows[1] // r), gh))
         a_lo, a_hi = max(o_lo - 1, 0), min(o_hi + 1, gh)
         s_lo, s_hi = max(a_lo - halo, 0), min(a_hi + halo, gh)
-        alloc = torch.empty if (o_lo, o_hi) == (0, gh) else torch.zeros
+        # query columns: of output [oc0, oc1), attention and T [ac0, ac1), scores and patch
+        # sums [sc0, sc1), Gram matrix [gc0, gc1); each stage needs its successor's +- reach
+        oc0, oc1 = (0, gw) if cols is None else (max(cols[0] // r, 0), min(-(-cols[1] // r), gw))
+        ac0, ac1 = max(oc0 - 1, 0), min(oc1 + 1, gw)
+        sc0, sc1 = max(ac0 - halo, 0), min(ac1 + halo, gw)
+        gc0, gc1 = max(sc0 - pad, 0), min(sc1 + pad, gw)
+        alloc = torch.empty if (o_lo, o_hi, oc0, oc1) == (0, gh, 0, gw) else torch.zeros
         out = alloc(batch, channels, height, width, dtype=f.dtype, device=f.device)
-        block = self.rows_per_block(batch, gh, gw)
+        if o_hi <= o_lo or oc1 <= oc0:
+            s_hi = s_lo  # nothing wanted: no block runs
+        block = self.rows_per_block(batch, gh, gw, gc1 - gc0)
         # Row windows carried between blocks, laid out rows-first ``(rows, B, qx, ky, kx)`` so
         # that the rows kept at a buffer's front stay put when the next block reuses it:
         # propagated scores T of grid rows [t_start, t_end), attention A of [a_start, a_end).
@@ -364,49 +384,49 @@ class ContextualAttention(nn.Module):
             # over the patch offsets along x, then y, divided by the key norms; then propagated
             # along x and appended to the T window
             g0, g1 = max(s0 - pad, 0), min(s1 + pad, gh)
-            gram = ws.take("gram", (batch, (g1 - g0) * gw, n_keys), torch.float32)
-            ws.bmm_into(pixels_f[:, :, g0:g1].flatten(2).transpose(1, 2), pixels_b, gram)
-            gram = gram.view(batch, g1 - g0, gw, gh, gw).transpose(0, 1)
-            patch_x = ws.take("patch_x", gram.shape, torch.float32)
-            patch_x.copy_(gram)
+            gram = ws.take("gram", (batch, (g1 - g0) * (gc1 - gc0), n_keys), torch.float32)
+            ws.bmm_into(pixels_f[:, :, g0:g1, gc0:gc1].flatten(2).transpose(1, 2), pixels_b, gram)
+            gram = gram.view(batch, g1 - g0, gc1 - gc0, gh, gw).transpose(0, 1)
+            patch_x = ws.take("patch_x", (g1 - g0, batch, sc1 - sc0, gh, gw), torch.float32)
+            patch_x.copy_(gram[:, :, sc0 - gc0 : sc1 - gc0])
             for d in range(1, pad + 1):
-                _add_joint_shift(patch_x, gram, 2, 4, -d)
-                _add_joint_shift(patch_x, gram, 2, 4, d)
-            scores = ws.take("gram", (s1 - s0, batch, gw, gh, gw), torch.float32)  # Gram is spent
+                _add_joint_shift(patch_x, gram, 2, 4, -d, sc0 - gc0)
+                _add_joint_shift(patch_x, gram, 2, 4, d, sc0 - gc0)
+            scores = ws.take("gram", (s1 - s0, batch, sc1 - sc0, gh, gw), torch.float32)  # Gram is spent
             scores.copy_(patch_x[s0 - g0 : s1 - g0])
             for d in range(1, pad + 1):
                 _add_joint_shift(scores, patch_x, 0, 3, -d, s0 - g0)
                 _add_joint_shift(scores, patch_x, 0, 3, d, s0 - g0)
             scores = ws.scale_(scores, inv_norm.view(1, batch, 1, gh, gw))
             kept_t = t_end - t_start
-            t_new = ws.take("t", (kept_t + s1 - s0, batch, gw, gh, gw), f.dtype)
+            t_new = ws.take("t", (kept_t + s1 - s0, batch, ac1 - ac0, gh, gw), f.dtype)
             if t_win is not None:
                 t_new[:kept_t].copy_(t_win[:kept_t])
             fresh = t_new[kept_t:]
-            fresh.copy_(scores)
+            fresh.copy_(scores[:, :, ac0 - sc0 : ac1 - sc0])
             for d in range(1, halo + 1):
-                _add_joint_shift(fresh, scores, 2, 4, -d)
-                _add_joint_shift(fresh, scores, 2, 4, d)
+                _add_joint_shift(fresh, scores, 2, 4, -d, ac0 - sc0)
+                _add_joint_shift(fresh, scores, 2, 4, d, ac0 - sc0)
             t_win, t_end = t_new, s1
 
             # 2. attention of rows [a_end, a_stop): propagated along y, masked softmax
             a_stop = a_hi if s1 == s_hi else min(s1 - halo, a_hi)
             if a_stop > a_end:
                 kept_a = a_end - a_start
-                a_new = ws.take("a", (kept_a + a_stop - a_end, batch, gw, gh, gw), torch.float32)
+                a_new = ws.take("a", (kept_a + a_stop - a_end, batch, ac1 - ac0, gh, gw), torch.float32)
                 if a_win is not None:
                     a_new[:kept_a].copy_(a_win[:kept_a])
-                rows = a_new[kept_a:]
+                fresh_a = a_new[kept_a:]
                 offset = a_end - t_start
-                rows.copy_(t_win[offset : offset + a_stop - a_end])
+                fresh_a.copy_(t_win[offset : offset + a_stop - a_end])
                 for d in range(1, halo + 1):
-                    _add_joint_shift(rows, t_win, 0, 3, -d, offset)
-                    _add_joint_shift(rows, t_win, 0, 3, d, offset)
-                flat = rows.view(-1, batch, gw, n_keys)
+                    _add_joint_shift(fresh_a, t_win, 0, 3, -d, offset)
+                    _add_joint_shift(fresh_a, t_win, 0, 3, d, offset)
+                flat = fresh_a.view(-1, batch, ac1 - ac0, n_keys)
                 flat.mul_(self.softmax_scale)
                 ws.softmax_(flat, invalid[None, :, None, :])
                 if capture is not None:
-                    self._capture_rows(capture, flat, a_end * gw, topk)
+                    self._capture_rows(capture, flat, a_end, ac0, (gh, gw))
                 a_win, a_start, a_end = a_new, a_end - kept_a, a_stop
                 # the next attention rows need T rows from a_end - halo on
                 keep_from = max(a_end - halo, t_start)
@@ -416,7 +436,7 @@ class ContextualAttention(nn.Module):
             # 3. output rows [o_next, o_stop): phase-wise reconstruction from A
             o_stop = o_hi if a_end == a_hi else min(a_end - 1, o_hi)
             if o_stop > o_next:
-                self._reconstruct(ws, a_win, a_start, o_next, o_stop, groups, out, f.dtype)
+                self._reconstruct(ws, a_win, a_start, ac0, o_next, o_stop, (oc0, oc1), groups, out, f.dtype)
                 keep_from = max(o_stop - 1, a_start)
                 _keep_tail(a_win, a_end - a_start, a_end - keep_from)
                 a_start, o_next = keep_from, o_stop
@@ -434,19 +454,23 @@ class ContextualAttention(nn.Module):
         ws: _Workspace,
         a_win: torch.Tensor,
         a_start: int,
+        a_col: int,
         o0: int,
         o1: int,
+        out_cols: tuple[int, int],
         groups: list[tuple[int, int, list[tuple[int, int]], torch.Tensor]],
         out: torch.Tensor,
         dtype: torch.dtype,
     ) -> None:
-        """Write the feature rows of grid rows ``[o0, o1)`` into ``out`` from the attention
-        window ``a_win`` (rows-first, grid rows from ``a_start``; it holds every existing row
-        of ``o0 - 1 .. o1``)."""
+        """Write grid rows ``[o0, o1)`` x grid columns ``out_cols`` of ``out`` (feature pixels)
+        from the attention window ``a_win`` (rows-first, grid rows from ``a_start``, query
+        columns from ``a_col``; it holds every existing row of ``o0 - 1 .. o1`` and column of
+        ``out_cols[0] - 1 .. out_cols[1]``)."""
         batch, channels = out.shape[:2]
         r = self.rate
-        gw, n_keys = a_win.shape[2], a_win.shape[3] * a_win.shape[4]
-        n = o1 - o0
+        c0, c1 = out_cols
+        n_keys = a_win.shape[3] * a_win.shape[4]
+        n, width = o1 - o0, c1 - c0
         offset = o0 - a_start
         attention = a_win.transpose(0, 1)  # (B, rows, qx, ky, kx)
         for sy in (-1, 1):
@@ -458,23 +482,25 @@ class ContextualAttention(nn.Module):
             for gy, sx, phases, raw in groups:
                 if gy != sy:
                     continue
-                shifted = ws.take("shifted", shifted_y.shape, dtype)
-                shifted.copy_(shifted_y)
-                _add_joint_shift(shifted, shifted_y, 2, 4, sx)
-                pasted = ws.take("pasted", (batch, n * gw, raw.shape[2]), dtype)
-                ws.bmm_into(shifted.view(batch, n * gw, n_keys), raw, pasted)
-                pasted = pasted.view(batch, n, gw, len(phases), channels)
+                shifted = ws.take("shifted", (batch, n, width, *a_win.shape[3:]), dtype)
+                shifted.copy_(shifted_y[:, :, c0 - a_col : c1 - a_col])
+                _add_joint_shift(shifted, shifted_y, 2, 4, sx, c0 - a_col)
+                pasted = ws.take("pasted", (batch, n * width, raw.shape[2]), dtype)
+                ws.bmm_into(shifted.view(batch, n * width, n_keys), raw, pasted)
+                pasted = pasted.view(batch, n, width, len(phases), channels)
                 for i, (a, c) in enumerate(phases):
-                    out[:, :, r * o0 + a : r * o1 : r, c::r] = pasted[:, :, :, i].permute(0, 3, 1, 2)
+                    out[:, :, r * o0 + a : r * o1 : r, r * c0 + c : r * c1 : r] = pasted[:, :, :, i].permute(0, 3, 1, 2)
 
     @staticmethod
     def _capture_rows(
-        capture: tuple[torch.Tensor, torch.Tensor], attention: torch.Tensor, first: int, topk: int
+        capture: tuple[torch.Tensor, torch.Tensor], attention: torch.Tensor, row: int, col: int,
+        grid: tuple[int, int],
     ) -> None:
+        """Store the top-k of ``attention`` (rows-first ``(rows, B, cols, keys)``, grid rows
+        from ``row``, columns from ``col``) into the ``(B, Hg*Wg, k)`` capture."""
+        topk = capture[0].shape[-1]
         with torch.no_grad():
             weights, indices = attention.detach().topk(topk, dim=-1)
-        # attention is rows-first (rows, B, qx, keys); the capture is (B, queries, k)
-        topk_shape = (attention.shape[1], -1, topk)
-        stop = first + attention.shape[0] * attention.shape[2]
-        capture[0][:, first:stop] = indices.transpose(0, 1).reshape(topk_shape).to(torch.int32).cpu()
-        capture[1][:, first:stop] = weights.transpose(0, 1).reshape(topk_shape).float().cpu()
+        rows, cols = slice(row, row + attention.shape[0]), slice(col, col + attention.shape[2])
+        capture[0].view(-1, *grid, topk)[:, rows, cols] = indices.transpose(0, 1).to(torch.int32).cpu()
+        capture[1].view(-1, *grid, topk)[:, rows, cols] = weights.transpose(0, 1).float().cpu()

@@ -30,7 +30,7 @@ from .registry import register_generator
 
 #: Resolution of the contextual-attention features relative to the image.
 ATTENTION_STRIDE = 4
-#: Feature rows (at 1/4) beyond which the attention output cannot reach a hole pixel: the
+#: Feature rows or columns (at 1/4) beyond which the attention output cannot reach a hole pixel: the
 #: refine layers after attention see +-5.75 feature px (two 3x3 convs, two more in the
 #: decoder at 1/4, then 3x3 convs at 1/2 and full resolution); one more for upsampling.
 ATTENTION_REACH = 7
@@ -83,8 +83,8 @@ class RefineNet(nn.Module):
     attention: optional feature-attention block (``layers.attention``) on the concatenated
     branch features before decoding; None keeps the reference architecture.
     scope: ``"all"`` computes contextual attention for every position (training: the raw
-        output is exact everywhere); ``"hole"`` only for the feature rows within
-        ``ATTENTION_REACH`` of a hole row, which leaves every hole pixel of the output
+        output is exact everywhere); ``"hole"`` only for the feature rows and columns within
+        ``ATTENTION_REACH`` of the batch's hole rows and columns, which leaves every hole pixel of the output
         unchanged while the raw output away from the hole is not the model's (inference,
         where only hole pixels are kept). Blocks with global pooling (``attention`` set)
         reach everywhere, so they always get ``"all"``.
@@ -123,18 +123,24 @@ class RefineNet(nn.Module):
         # any hole pixel in a 4x4 block makes the feature pixel a hole (see ContextualAttention)
         feature_mask = F.max_pool2d(mask, ATTENTION_STRIDE)
         borrowed = self.attention_decoder(
-            self.contextual(features, features, feature_mask, self._attention_rows(feature_mask))
+            self.contextual(features, features, feature_mask, *self._attention_window(feature_mask))
         )
         return self.decoder(self.merge_attention(torch.cat([hallucinated, borrowed], dim=1)))
 
-    def _attention_rows(self, feature_mask: torch.Tensor) -> tuple[int, int] | None:
-        """Feature rows whose attention output can reach a hole pixel, or None for all."""
+    def _attention_window(
+        self, feature_mask: torch.Tensor
+    ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        """Feature rows ``[lo, hi)`` and columns ``[lo, hi)`` whose attention output can reach
+        a hole pixel, or ``(None, None)`` for all."""
         if self.scope == "all" or not isinstance(self.merge_attention, nn.Identity):
-            return None
-        hole_rows = torch.nonzero(feature_mask.amax(dim=(0, 1, 3)) > 0).flatten()
-        if hole_rows.numel() == 0:
-            return (0, 0)
-        return int(hole_rows[0]) - ATTENTION_REACH, int(hole_rows[-1]) + 1 + ATTENTION_REACH
+            return None, None
+        window = []
+        for dims in ((0, 1, 3), (0, 1, 2)):
+            hole_lines = torch.nonzero(feature_mask.amax(dim=dims) > 0).flatten()
+            if hole_lines.numel() == 0:
+                return (0, 0), (0, 0)
+            window.append((int(hole_lines[0]) - ATTENTION_REACH, int(hole_lines[-1]) + 1 + ATTENTION_REACH))
+        return window[0], window[1]
 
 
 @register_generator(
