@@ -132,7 +132,7 @@ def _attention_timer(model, device, layer_types: tuple[type, ...]):
     return total
 
 
-def worker(case_key: str, impl: str, device_name: str, threads: int, runs: int) -> dict:
+def worker(case_key: str, impl: str, device_name: str, threads: int, runs: int, scope: str | None = None) -> dict:
     import torch
 
     from inpaint_studio.engine import FillOptions, FillRequest
@@ -160,6 +160,8 @@ def worker(case_key: str, impl: str, device_name: str, threads: int, runs: int) 
         started = time.perf_counter()
         model = engine.model(device)
         load_seconds = time.perf_counter() - started
+        if scope is not None:
+            model.attention_scope = scope
         swapped = swap_in_reference(model, ContextualAttention) if impl == "reference" else 0
         if impl == "reference" and swapped == 0:
             raise SystemExit("no ContextualAttention layer found to swap")
@@ -250,12 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reference", action="store_true", help="skip the reference-style runs")
     parser.add_argument("--force-reference", action="store_true",
                         help="run the reference even where its estimated memory exceeds what is free")
+    parser.add_argument("--attention-scope", choices=("all", "hole"), default=None,
+                        help="set the generator's attention_scope (default: the engine's choice)")
     parser.add_argument("--worker", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
         case_key, impl = args.worker
-        print(json.dumps(worker(case_key, impl, args.device, args.threads, args.runs)))
+        print(json.dumps(worker(case_key, impl, args.device, args.threads, args.runs, args.attention_scope)))
         return 0
 
     keys = [k.strip() for k in args.cases.split(",") if k.strip()]
@@ -266,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     targets = GPU_TARGETS if gpu else CPU_TARGETS
 
     print("Deep engine speed: DeepFill v2 (cnum 48) with RANDOM weights, for timing only")
-    print(f"device {args.device}, {args.threads} CPU threads, median of --runs {args.runs} warm fills; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    scope = args.attention_scope or "the engine's"
+    print(f"device {args.device}, {args.threads} CPU threads, attention scope {scope}, "
+          f"median of --runs {args.runs} warm fills; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     same, fused = check_equivalence()
     print(f"ours vs reference-style attention, 2x8x32x32 features, per-sample holes: max |diff| "
           f"{same:.1e} without propagation (same function), {fused:.2f} with it (the reference's "
@@ -292,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
             cmd = ["bench.speed_deep", "--worker", key, impl, "--device", args.device,
                    "--threads", str(args.threads), "--runs", str(runs if impl == "ours" else min(runs, 2))]
+            if args.attention_scope:
+                cmd += ["--attention-scope", args.attention_scope]
             try:
                 r, rss = run_child(cmd)
             except RuntimeError as exc:
