@@ -104,3 +104,28 @@ def test_patchmatch_fill_of_all_hole_is_grey():
     image = np.zeros((20, 20, 3), np.uint8)
     out = patchmatch.inpaint(image, np.ones((20, 20), bool))
     assert np.all(out == 128)
+
+
+def test_coarse_pixel_is_a_hole_only_when_no_fine_pixel_is_known():
+    image = np.full((8, 8, 3), 50.0, np.float32)
+    image[:, 1] = 250.0  # the known pixel beside the stroke sets the coarse value alone
+    hole = np.zeros((8, 8), bool)
+    hole[:, 0] = True  # a 1-px stroke: every coarse pixel of column 0 keeps a known pixel
+    hole[4:6, 4:6] = True  # an aligned 2x2 block: exactly one coarse pixel fully covered
+    small, small_hole = patchmatch._downsample(image, hole)
+    expected = np.zeros((4, 4), bool)
+    expected[2, 2] = True
+    np.testing.assert_array_equal(small_hole, expected)
+    np.testing.assert_allclose(small[:, 0], 250.0)  # hole pixels never averaged in
+
+
+def test_pyramid_depth_follows_the_hole_thickness():
+    image = np.zeros((256, 256, 3), np.float32)
+    thin = np.zeros((256, 256), bool)
+    thin[100:110, 20:230] = True  # 10 px stroke: already shallow enough
+    wide = np.zeros((256, 256), bool)
+    wide[64:192, 64:192] = True  # 128 px square, 64 px deep: halve until <= 16 px deep
+    assert len(patchmatch._pyramid(image, thin, 3)) == 1
+    levels = patchmatch._pyramid(image, wide, 3)
+    assert len(levels) == 3
+    assert patchmatch._hole_depth(levels[-1][1]) <= patchmatch.COARSEST_HOLE_DEPTH

@@ -1,8 +1,10 @@
 """Multi-scale PatchMatch inpainting (after Wexler et al. 2007 and Barnes et al. 2009), our own.
 
 Outline: build an image pyramid of the known pixels (masked averaging, so the hole never bleeds
-into its context) down to a side of about :data:`COARSEST_SIDE` px; fill the coarsest hole
-with OpenCV's Telea; then, coarse to fine, alternate
+into its context; a coarse pixel is a hole only when none of its fine pixels is known) until
+the hole is at most :data:`COARSEST_HOLE_DEPTH` px deep or the image :data:`COARSEST_SIDE` px
+small; fill the coarsest hole by onion-peel (outer layers first, each pixel copied from the
+best-matching source patch); then, coarse to fine, alternate
 
 1. a nearest-neighbour field (NNF) search: for every patch overlapping the hole, find a
    source patch lying entirely in known pixels (random initialisation, propagation from the
@@ -13,6 +15,8 @@ with OpenCV's Telea; then, coarse to fine, alternate
 
 Between scales the NNF is upsampled (x2 plus the sub-pixel offset) and voted into the finer
 image, which keeps coarse-level structure without blurring it through image interpolation.
+After the last vote a border correction shifts the hole's colours by how far the voted patches
+miss the known pixels around it (carried inward by fast marching, faded with depth).
 
 Kernels are numba ``@njit(cache=True)``; when the package folder is read-only numba caches
 under its user-wide folder, and if it cannot cache at all the kernels compile per process.
@@ -33,9 +37,17 @@ import cv2
 import numpy as np
 
 PATCH_RADIUS = 3  # 7x7 patches
-BORDER_CORRECTION_DEPTH = 15.0
-COARSEST_SIDE = 32  # stop the pyramid when the shorter side would drop below this
-BORDER_CONFIDENCE_BASE = 1.3  # Wexler's weight base: 1.3 ** -distance_into_the_hole
+COARSEST_SIDE = 16  # never build a level whose shorter side is below this
+# Stop coarsening once the hole is at most this deep (px to the nearest known pixel): thin
+# strokes then keep two or three levels, wide holes get more.
+COARSEST_HOLE_DEPTH = 16.0
+ONION_PAIR_BUDGET = 3_000_000  # onion-peel (hole pixel, source) comparisons at most
+SIMILARITY_PERCENTILE = 75.0  # voting weight exp(-d / 2 sigma^2), sigma^2 = this percentile of d
+BORDER_CORRECTION_DEPTH = 15.0  # px over which the border colour correction fades
+EM_COARSE = 6  # EM iterations at the coarsest level, one fewer per finer level ...
+EM_FINE = 2  # ... but never fewer than this
+# Voting weight base ** -distance_into_the_hole (Wexler's 1.3 trusted deep patches more).
+BORDER_CONFIDENCE_BASE = 2.0
 
 
 def _njit(fn):
@@ -160,6 +172,41 @@ def _vote(img, hole, tgt_y, tgt_x, nnf_y, nnf_x, nnf_d, confidence, sigma2, r, r
 
 
 @_njit
+def _onion_peel(img, hole, src_y, src_x, order_y, order_x, r, max_sources, seed):
+    """Fill ``hole`` of ``img`` in place one pixel at a time in ``order`` (outer layers
+    first): each pixel takes the centre of the source patch that best matches its already
+    known or filled neighbours (exhaustive over at most ``max_sources`` sources, a seeded
+    random subset when there are more)."""
+    np.random.seed(seed)
+    h, w = img.shape[0], img.shape[1]
+    filled = ~hole
+    n_src = src_y.shape[0]
+    for i in range(order_y.shape[0]):
+        y, x = order_y[i], order_x[i]
+        best_d, best_j = np.float32(1e30), 0
+        for k in range(min(n_src, max_sources)):
+            j = k if n_src <= max_sources else np.random.randint(0, n_src)
+            total, count = 0.0, 0
+            for dy in range(-r, r + 1):
+                yy = y + dy
+                if yy < 0 or yy >= h:
+                    continue
+                for dx in range(-r, r + 1):
+                    xx = x + dx
+                    if xx < 0 or xx >= w or not filled[yy, xx]:
+                        continue
+                    for c in range(3):
+                        d = img[yy, xx, c] - img[src_y[j] + dy, src_x[j] + dx, c]
+                        total += d * d
+                    count += 3
+            if count > 0 and total / count < best_d:
+                best_d, best_j = total / count, j
+        for c in range(3):
+            img[y, x, c] = img[src_y[best_j], src_x[best_j], c]
+        filled[y, x] = True
+
+
+@_njit
 def _random_init(tgt_y, tgt_x, src_y, src_x, nnf_y, nnf_x, seed):
     np.random.seed(seed)
     for i in range(tgt_y.shape[0]):
@@ -217,7 +264,7 @@ class _Level:
     def sigma2(self) -> float:
         """Similarity scale: the 75th percentile of the current match distances."""
         d = self.nnf_d[self.tgt_y, self.tgt_x]
-        return max(float(np.percentile(d, 75)), 1e-3)
+        return max(float(np.percentile(d, SIMILARITY_PERCENTILE)), 1e-3)
 
     def vote(self, r: int) -> np.ndarray:
         """Vote the hole; returns the known pixels' residual (see :func:`_vote`)."""
@@ -256,10 +303,15 @@ def _downsample(image: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.nda
     return small.astype(np.float32), small_hole
 
 
+def _hole_depth(hole: np.ndarray) -> float:
+    """Largest L2 distance (px) from a hole pixel to the nearest known pixel."""
+    return float(cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3).max())
+
+
 def _pyramid(image: np.ndarray, hole: np.ndarray, r: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Levels finest first; stops before a level would be all hole or have no hole left."""
     levels = [(image, hole)]
-    while min(levels[-1][1].shape) // 2 >= COARSEST_SIDE:
+    while min(levels[-1][1].shape) // 2 >= COARSEST_SIDE and _hole_depth(levels[-1][1]) > COARSEST_HOLE_DEPTH:
         smaller = _downsample(*levels[-1])
         if smaller[1].all() or not smaller[1].any():
             break
@@ -267,9 +319,22 @@ def _pyramid(image: np.ndarray, hole: np.ndarray, r: int) -> list[tuple[np.ndarr
     return levels
 
 
+def _initial_fill(image: np.ndarray, hole: np.ndarray, r: int, seed: int) -> np.ndarray:
+    """The coarsest level's first estimate (float32 ``(h, w, 3)``) by onion-peel: copied
+    texture, where Telea's smooth start left blurred blobs that EM voting kept."""
+    filled = image.copy()
+    level = _Level(filled, hole, r)
+    depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    ys, xs = np.nonzero(hole)
+    order = np.argsort(depth[ys, xs], kind="stable")
+    _onion_peel(filled, hole, level.src_y, level.src_x, ys[order].astype(np.int32),
+                xs[order].astype(np.int32), r, max(64, ONION_PAIR_BUDGET // ys.size), seed)
+    return filled
+
+
 def _em_schedule(n_levels: int) -> list[int]:
     """EM iterations per level, coarsest first: more where it is cheap."""
-    return [max(2, 6 - i) for i in range(n_levels)]
+    return [max(EM_FINE, EM_COARSE - i) for i in range(n_levels)]
 
 
 def inpaint(image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -292,8 +357,7 @@ def inpaint(image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
     coarse_image, coarse_hole = levels[-1]
     if not _Level(coarse_image, coarse_hole, r).has_sources:
         return telea
-    coarse_u8 = np.clip(np.rint(coarse_image), 0, 255).astype(np.uint8)
-    coarse_filled = cv2.inpaint(coarse_u8, coarse_hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+    coarse_filled = _initial_fill(coarse_image, coarse_hole, r, seed)
     schedule = _em_schedule(len(levels))
     previous: _Level | None = None
     for depth, (em_iters, (level_image, level_hole)) in enumerate(zip(schedule, reversed(levels))):
