@@ -33,7 +33,8 @@ Speed and memory: matching and reconstruction are batched matrix products over a
 Matching multiplies grid *pixels*, not patches: the Gram matrix ``G(p, r) = f(p) . b(r)``
 (``C`` multiply-adds per entry instead of ``C * ksize**2``) is summed over the patch offsets
 ``o`` by joint shifts, ``sum_o G(q + o, k + o)``, then divided by the key patch norms, which is
-the patch dot product (zero padding included) at a ninth of the arithmetic. The reconstruction is done per output phase (``rate**2`` sub-grids) with the attention summed
+the patch dot product (zero padding included) at a ninth of the arithmetic. The
+reconstruction is done per output phase (``rate**2`` sub-grids) with the attention summed
 over its neighbour shifts first, which is 4x fewer multiply-adds than pasting 4x4 patches.
 Inference may ask for a window of output rows and columns only (the outputs near the hole);
 each stage then computes just the query columns the next one needs (reconstruction: the
