@@ -514,6 +514,8 @@ def test_deepfill_v2_file_fills_through_get_engine_with_attention(data_dir, rng)
     assert heat[:8].sum() + heat[56:].sum() + heat[:, :16].sum() + heat[:, 56:].sum() > 0.99
     assert refined.extras["attention"].heatmap(2, 2) is None
     assert not [n for n in list_engines("cpu") if n.name == "deepfill_v2" and n.availability.ok]
+    # the engine computes attention only where the HD layer keeps the output
+    assert engine.model(torch.device("cpu")).attention_scope == "hole"
 
 
 @pytest.mark.gpu

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from inpaint_studio.networks import build, build_discriminator
 from inpaint_studio.networks.deepfill_v2 import DeepFillV2Generator
@@ -241,8 +242,9 @@ def test_hole_scope_keeps_every_hole_pixel(model):
         got = _run(model, image, mask)[1]
     finally:
         model.attention_scope = "all"
-    hole = mask.bool().expand_as(got)
-    torch.testing.assert_close(got[hole], expected[hole], atol=1e-6, rtol=1e-6)
+    # the hole and the HD layer's seam band (up to 4 px around it) are exact
+    kept = F.max_pool2d(mask, 9, stride=1, padding=4).bool().expand_as(got)
+    torch.testing.assert_close(got[kept], expected[kept], atol=1e-6, rtol=1e-6)
     assert (got - expected).abs()[:, :, 110:].max() > 1e-3  # rows far below were really skipped
     assert (got - expected).abs()[:, :, :, 110:].max() > 1e-3  # and columns far right
     with pytest.raises(ValueError, match="attention_scope"):

@@ -269,6 +269,10 @@ class DeepEngine(Engine):
                     # The header checked out but the data did not: stop offering this engine.
                     self._failure = str(exc)
                     raise EngineUnavailable(f"{self.title} is not available: {exc}") from None
+                if hasattr(model, "attention_scope"):
+                    # The HD layer keeps only the hole and its seam band, which the "hole"
+                    # scope computes exactly; attention elsewhere would be thrown away.
+                    model.attention_scope = "hole"
                 if _uses_channels_last(device):
                     model = model.to(memory_format=torch.channels_last)
                 self._models[key] = model.to(device)

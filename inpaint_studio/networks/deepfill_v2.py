@@ -34,6 +34,10 @@ ATTENTION_STRIDE = 4
 #: refine layers after attention see +-5.75 feature px (two 3x3 convs, two more in the
 #: decoder at 1/4, then 3x3 convs at 1/2 and full resolution); one more for upsampling.
 ATTENTION_REACH = 7
+#: Extra feature rows/columns kept by the ``"hole"`` scope so that pixels just outside the hole
+#: are exact too: the HD layer blends the output into a band of up to 4 px around the hole
+#: (``engine.hd.SEAM_PX``), and one feature cell at 1/4 covers 4 px.
+SEAM_CELLS = 1
 SCOPES = ("all", "hole")
 
 
@@ -84,9 +88,10 @@ class RefineNet(nn.Module):
     branch features before decoding; None keeps the reference architecture.
     scope: ``"all"`` computes contextual attention for every position (training: the raw
         output is exact everywhere); ``"hole"`` only for the feature rows and columns within
-        ``ATTENTION_REACH`` of the batch's hole rows and columns, which leaves every hole pixel of the output
-        unchanged while the raw output away from the hole is not the model's (inference,
-        where only hole pixels are kept). Blocks with global pooling (``attention`` set)
+        ``ATTENTION_REACH + SEAM_CELLS`` of the batch's hole rows and columns, which leaves every
+        hole pixel, and every pixel within 4 px of the hole (the HD layer's feathered seam), of
+        the output unchanged while the raw output farther away is not the model's (inference,
+        where only those pixels are kept). Blocks with global pooling (``attention`` set)
         reach everywhere, so they always get ``"all"``.
     """
 
@@ -139,7 +144,8 @@ class RefineNet(nn.Module):
             hole_lines = torch.nonzero(feature_mask.amax(dim=dims) > 0).flatten()
             if hole_lines.numel() == 0:
                 return (0, 0), (0, 0)
-            window.append((int(hole_lines[0]) - ATTENTION_REACH, int(hole_lines[-1]) + 1 + ATTENTION_REACH))
+            reach = ATTENTION_REACH + SEAM_CELLS
+            window.append((int(hole_lines[0]) - reach, int(hole_lines[-1]) + 1 + reach))
         return window[0], window[1]
 
 
