@@ -69,9 +69,11 @@ class ReferenceContextualAttention(nn.Module):
         background: torch.Tensor,
         mask: torch.Tensor,
         rows: tuple[int, int] | None = None,
+        cols: tuple[int, int] | None = None,
     ) -> torch.Tensor:
-        """``rows`` (ours: the feature rows whose output is wanted) is accepted so the layer
-        drops into the same generator, and ignored: the reference computes every row."""
+        """``rows`` and ``cols`` (ours: the feature window whose output is wanted) are accepted
+        so the layer drops into the same generator, and ignored: the reference computes every
+        position."""
         rate, k = self.rate, self.ksize
         outputs = []
         for i in range(foreground.shape[0]):  # the reference's loop over the batch

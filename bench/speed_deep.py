@@ -162,6 +162,9 @@ def worker(case_key: str, impl: str, device_name: str, threads: int, runs: int, 
         load_seconds = time.perf_counter() - started
         if scope is not None:
             model.attention_scope = scope
+        if impl == "reference":
+            # the reference computes attention at every position, as the reference code does
+            model.attention_scope = "all"
         swapped = swap_in_reference(model, ContextualAttention) if impl == "reference" else 0
         if impl == "reference" and swapped == 0:
             raise SystemExit("no ContextualAttention layer found to swap")
