@@ -233,15 +233,21 @@ def test_sn_patchgan_is_spectrally_normalised():
     assert np.isfinite(after.numpy()).all()
 
 
-@pytest.mark.slow
-def test_hole_scope_keeps_every_hole_pixel(model):
-    image, mask = _inputs(batch=1, size=128)  # hole rows 16..39, columns 20..47
+def _refined_with_both_scopes(model, image, mask):
+    """Refined output with attention everywhere (the reference) and with the "hole" scope."""
     expected = _run(model, image, mask)[1]
     model.attention_scope = "hole"
     try:
         got = _run(model, image, mask)[1]
     finally:
         model.attention_scope = "all"
+    return expected, got
+
+
+@pytest.mark.slow
+def test_hole_scope_keeps_every_hole_pixel(model):
+    image, mask = _inputs(batch=1, size=128)  # hole rows 16..39, columns 20..47
+    expected, got = _refined_with_both_scopes(model, image, mask)
     # the hole and the HD layer's seam band (up to 4 px around it) are exact
     kept = F.max_pool2d(mask, 9, stride=1, padding=4).bool().expand_as(got)
     torch.testing.assert_close(got[kept], expected[kept], atol=1e-6, rtol=1e-6)
@@ -258,12 +264,7 @@ def test_hole_scope_with_per_sample_holes_in_different_columns(model):
     mask[0, :, 16:40, 8:24] = 1
     mask[0, :, 80:96, 100:120] = 1  # a second hole far to the right, other rows
     mask[1, :, 60:72, 48:64] = 1
-    expected = _run(model, image, mask)[1]
-    model.attention_scope = "hole"
-    try:
-        got = _run(model, image, mask)[1]
-    finally:
-        model.attention_scope = "all"
+    expected, got = _refined_with_both_scopes(model, image, mask)
     hole = mask.bool().expand_as(got)
     torch.testing.assert_close(got[hole], expected[hole], atol=1e-6, rtol=1e-6)
 
