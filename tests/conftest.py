@@ -7,6 +7,9 @@ import tempfile
 
 # Set before anything imports Qt or reads the user data folder.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Eager gating (layers/gating.py): a compile per test process costs ~15 s; the fused kernels
+# have tests of their own that turn them on explicitly.
+os.environ.setdefault("INPAINT_STUDIO_NO_COMPILE", "1")
 os.environ.setdefault("INPAINT_STUDIO_DATA_DIR", tempfile.mkdtemp(prefix="inpaint-studio-test-"))
 
 from pathlib import Path  # noqa: E402

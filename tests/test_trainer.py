@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from inpaint_studio import precision
 from PIL import Image
 from torch import nn
 
@@ -315,8 +317,10 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--resume", part]) == 0
     console = "".join(capsys.readouterr())
+    # --amp auto follows the precision policy: bf16 on CPUs with native bf16, else off.
+    amp = "off" if precision.resolve("auto", "cpu") == torch.float32 else "bfloat16"
     assert ("test_tiny: resuming at step 10 of 20 steps on 13 photos (2 held out for "
-            "validation), cpu, mixed precision off") in console
+            f"validation), cpu, mixed precision {amp}") in console
     assert re.search(r"train: stopped after 20 steps \(all steps done\); best validation L1 "
                      r"0\.\d{4}; run folder ", console)
     whole, resumed = load_checkpoint(tmp_path / "whole"), load_checkpoint(part)

@@ -72,8 +72,17 @@ class TrainConfig:
     sample_every: int = _opt(500, "write a sample grid PNG under samples/ every N steps (0 = off)")
     val_every: int = _opt(500, "validate the EMA generator every N steps (0 = only at the end)")
     ckpt_every: int = _opt(1000, "write the checkpoint every N steps (and always at the end)")
-    amp: str = _opt("auto", "mixed precision: auto (bf16 on GPU, fp16 with a gradient scaler "
-                    "where bf16 is missing, off on CPU), bf16, fp16 or off", choices=AMP_MODES)
+    amp: str = _opt("auto", "mixed precision: auto (inpaint_studio.precision: bf16 on GPUs and "
+                    "on CPUs with native bf16 (AMX, AVX512-BF16), fp16 with a gradient scaler "
+                    "on GPUs without bf16, off elsewhere), bf16, fp16 or off", choices=AMP_MODES)
+    fused_gating: bool = _opt(True, "compile the gated convolutions' ELU*sigmoid gating into one "
+                              "kernel (torch.compile; needs a C++ compiler, ~15 s at start; "
+                              "falls back to eager PyTorch without one)")
+    l1_hole_weight: float = _opt(1.0, "weight of the L1 loss inside the hole, relative to the "
+                                 "known pixels' weight of 1 (deepfill_v2; 1 = the reference's "
+                                 "plain L1 over the whole image)")
+    gan_weight: float = _opt(1.0, "weight of the adversarial loss in the generator loss "
+                             "(deepfill_v2; the reference's 1; 0 trains without a GAN term)")
     channels_last: bool = _opt(False, "channels-last memory format (faster convolutions on GPU)")
     compile: bool = _opt(False, "torch.compile the generator and discriminators")
     grad_clip: float = _opt(0.0, "clip each network's gradient norm to this (0 = off)")
@@ -119,6 +128,10 @@ class TrainConfig:
         if self.attention not in ATTENTION_BLOCKS:
             raise ValueError(f"--attention must be one of {', '.join(ATTENTION_BLOCKS)}, "
                              f"got {self.attention!r}")
+        if self.l1_hole_weight <= 0:
+            raise ValueError(f"--l1-hole-weight must be positive, got {self.l1_hole_weight}")
+        if self.gan_weight < 0:
+            raise ValueError(f"--gan-weight must be at least 0, got {self.gan_weight}")
         if not 0.0 < self.discount_gamma <= 1.0:
             raise ValueError(f"--discount-gamma must be in (0, 1], got {self.discount_gamma}")
         if not self.data:

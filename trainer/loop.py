@@ -34,7 +34,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from inpaint_studio import networks
+from inpaint_studio import networks, precision
+from inpaint_studio.layers import gating
 from inpaint_studio.weights import load_model
 
 from .checkpoint import BEST, LAST, capture_rng, load_checkpoint, restore_rng, save_checkpoint
@@ -96,11 +97,11 @@ def _pick_device(pref: str, env: Distributed) -> torch.device:
 
 
 def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """bf16 on GPUs that have it, fp16 (with a scaler) on older GPUs, full precision on CPU."""
+    """``auto``: the precision policy's choice (bf16 on GPUs and CPUs that compute it natively,
+    fp16 with a scaler on older GPUs, None = full precision elsewhere); else as forced."""
     if amp == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        dtype = precision.resolve("auto", device)
+        return None if dtype == torch.float32 else dtype
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
 
 
@@ -344,6 +345,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
+    fused = gating.set_fused(cfg.fused_gating)
+
     # Same initial weights on every rank (DDP also broadcasts rank 0's), then per-rank streams.
     torch.manual_seed(cfg.seed)
     recipe_cls = get_recipe(cfg.arch)
@@ -452,6 +455,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
                    val_photos=len(data.val), val_skipped=data.val.bad_files, device=str(device),
                    world_size=env.world_size,
                    amp=str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
+                   fused_gating=fused,
                    resumed=resume_state is not None)
     if resume_state is not None:
         restore_rng(resume_state["rng"])  # last, so setup above draws nothing from it

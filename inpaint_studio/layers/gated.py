@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .gating import fused_enabled, gate
+
 ACTIVATIONS = ("elu", "relu", None)
 #: Most conv output elements (2 * out_ch * rows * width * batch) one inference band holds:
 #: 16 Mi floats (64 MB). Smaller bands measured no faster on a 2-core AVX2 CPU (some band
@@ -81,8 +83,7 @@ class GatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_grad_enabled():
             return self.forward_banded(lambda lo, hi: x[:, :, lo:hi], x)
-        features, gates = self.conv(x).split(self.out_ch, dim=1)
-        return _activation(self.activation, features) * torch.sigmoid(gates)
+        return gate(self.conv(x), self.out_ch, self.activation)
 
     def forward_banded(self, rows: RowSource, like: torch.Tensor, scale: int = 1) -> torch.Tensor:
         """The layer's output on an input given by rows, computed band by band (no autograd).
@@ -99,11 +100,11 @@ class GatedConv2d(nn.Module):
         out_h, out_w = (h + 2 * p - d * (k - 1) - 1) // s + 1, (w + 2 * p - d * (k - 1) - 1) // s + 1
         fmt = torch.channels_last if like.is_contiguous(memory_format=torch.channels_last) and like.shape[1] > 1 \
             else torch.contiguous_format
-        out = torch.empty(b, self.out_ch, out_h, out_w, dtype=like.dtype, device=like.device, memory_format=fmt)
         band = max(1, BAND_ELEMENTS // (2 * self.out_ch * out_w * b))
         if band >= out_h:  # one band: the plain convolution, padding included
-            features, gates = F.conv2d(rows(0, h), conv.weight, conv.bias, s, p, d).split(self.out_ch, dim=1)
-            return torch.mul(_activation(self.activation, features, inplace=True), gates.sigmoid_(), out=out)
+            y = F.conv2d(rows(0, h), conv.weight, conv.bias, s, p, d)
+            return self._gate_into(y, None).contiguous(memory_format=fmt)
+        out = None
         for r0 in range(0, out_h, band):
             r1 = min(r0 + band, out_h)
             # input rows [lo, hi) feed output rows [r0, r1); rows outside the image are zeros
@@ -112,9 +113,23 @@ class GatedConv2d(nn.Module):
             if lo < 0 or hi > h:
                 x = F.pad(x, (0, 0, max(0, -lo), max(0, hi - h)))
             y = F.conv2d(x, conv.weight, conv.bias, stride=s, padding=(0, p), dilation=d)
-            features, gates = y.split(self.out_ch, dim=1)
-            torch.mul(_activation(self.activation, features, inplace=True), gates.sigmoid_(), out=out[:, :, r0:r1])
+            if out is None:
+                # The conv's own dtype: under autocast that is the compute dtype (bf16), so no
+                # layer round-trips its activations through fp32.
+                out = torch.empty(b, self.out_ch, out_h, out_w, dtype=y.dtype, device=y.device,
+                                  memory_format=fmt)
+            self._gate_into(y, out[:, :, r0:r1])
         return out
+
+    def _gate_into(self, y: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+        """Gate the conv output ``y`` (no autograd) into ``out`` (or a new tensor when None)."""
+        if fused_enabled():
+            gated = gate(y, self.out_ch, self.activation)
+            return gated if out is None else out.copy_(gated)
+        features, gates = y.split(self.out_ch, dim=1)
+        # In place: no temporaries beyond the conv output itself.
+        return torch.mul(_activation(self.activation, features, inplace=True), gates.sigmoid_(),
+                         out=out)
 
 
 class GatedUpConv2d(nn.Module):
