@@ -271,6 +271,16 @@ class Document:
         return bool((self.mask > 127).any())
 
     @property
+    def next_undo_kind(self) -> str | None:
+        """The kind of the step :meth:`undo` would undo (``"fill"``, ``"brush stroke"``,
+        ...), or None."""
+        return self._undo[-1].kind if self.can_undo else None
+
+    @property
+    def next_redo_kind(self) -> str | None:
+        return self._redo[-1].kind if self.can_redo else None
+
+    @property
     def fill_count(self) -> int:
         """Applied fills on the undo stack."""
         return sum(1 for e in self._undo if e.kind == "fill")
@@ -367,9 +377,10 @@ class Document:
         self._apply(edit, after=True)
         return edit.dirty
 
-    def set_layer(self, layer: Layer | str, plane: np.ndarray) -> Rect:
-        """Replace a layer (an imported mask or sketch, ``uint8`` ``(H, W)``, > 127 = on) as
-        one undo step; returns the dirty rect."""
+    def set_layer(self, layer: Layer | str, plane: np.ndarray, kind: str | None = None) -> Rect:
+        """Replace a layer (an imported mask or sketch, or a grown / shrunk mask, ``uint8``
+        ``(H, W)``, > 127 = on) as one undo step named ``kind`` (default ``import <layer>``);
+        returns the dirty rect (empty, and no undo step, when nothing changes)."""
         layer = Layer(layer)
         if plane.dtype != np.uint8 or plane.shape != (self.height, self.width):
             raise ValueError(
@@ -381,19 +392,22 @@ class Document:
         rect = bounding_rect(old != new)
         if rect.empty:
             return EMPTY_RECT
-        edit = Edit(f"import {layer.value}",
+        edit = Edit(kind or f"import {layer.value}",
                     [Patch(layer.value, rect, old[rect.slices].copy(), new[rect.slices].copy())])
         self._push(edit)
         self._apply(edit, after=True)
         return rect
 
-    def apply_fill(self, result: np.ndarray, changed: Rect | None = None) -> Rect:
+    def apply_fill(self, result: np.ndarray, changed: Rect | None = None,
+                   hole: np.ndarray | None = None) -> Rect:
         """Commit a fill result (RGB ``uint8`` ``(H, W, 3)``) as one undo step.
 
         The image takes the result's pixels, the mask and sketch are cleared (the user paints
         a new hole on the result), earlier history stays. ``changed``: a rectangle outside of
         which the caller knows ``result`` equals the image (the fill's changed box), so only
-        it is compared; default: the whole image. Returns the dirty rect.
+        it is compared; default: the whole image. ``hole``: ``bool`` ``(H, W)``, the hole the
+        fill was made for; when given, only mask and sketch pixels inside it are cleared, so
+        strokes painted while the fill ran wait for the next fill. Returns the dirty rect.
         """
         if not isinstance(result, np.ndarray) or result.shape != self.image.shape \
                 or result.dtype != np.uint8:
@@ -412,7 +426,9 @@ class Document:
                 rect = Rect(inner.x0 + box.x0, inner.y0 + box.y0, inner.x1 + box.x0, inner.y1 + box.y0)
         if not rect.empty:
             patches.append(Patch("image", rect, self.image[rect.slices].copy(), result[rect.slices].copy()))
-        cleared = self._clear_patches([Layer.MASK.value, Layer.SKETCH.value], "fill")
+        if hole is not None and hole.shape != self.mask.shape:
+            raise ValueError(f"fill hole must be of shape {self.mask.shape}, got {hole.shape}")
+        cleared = self._clear_patches([Layer.MASK.value, Layer.SKETCH.value], "fill", inside=hole)
         if cleared is not None:
             patches.extend(cleared.patches)
         if not patches:
@@ -422,14 +438,18 @@ class Document:
         self._apply(edit, after=True)
         return edit.dirty
 
-    def _clear_patches(self, names: Iterable[str], kind: str) -> Edit | None:
+    def _clear_patches(self, names: Iterable[str], kind: str,
+                       inside: np.ndarray | None = None) -> Edit | None:
+        """Patches clearing the named planes (only where ``inside`` is True, when given)."""
         patches = []
         for name in names:
             plane = self.plane(name)
-            rect = bounding_rect(plane)
+            rect = bounding_rect(plane if inside is None else (plane > 0) & inside)
             if not rect.empty:
                 before = plane[rect.slices].copy()
-                patches.append(Patch(name, rect, before, np.zeros_like(before)))
+                after = np.zeros_like(before) if inside is None else \
+                    np.where(inside[rect.slices], 0, before).astype(before.dtype)
+                patches.append(Patch(name, rect, before, after))
         return Edit(kind, patches) if patches else None
 
     # ------------------------------------------------------------------ undo / redo

@@ -289,3 +289,43 @@ def _box_mask(photo, y0, x0, y1, x1):
     mask = np.zeros(photo.shape[:2], np.uint8)
     mask[y0:y1, x0:x1] = 255
     return mask
+
+
+def test_apply_fill_for_its_own_hole_keeps_strokes_painted_meanwhile(photo):
+    doc = Document(photo)
+    doc.begin_stroke("mask", "brush", 5)
+    doc.extend_stroke([(30, 30), (40, 30)])
+    doc.end_stroke()
+    fill_hole = doc.mask > 127  # what the running fill was asked for
+    # Painted while the fill ran: a second hole elsewhere and a sketch line across both.
+    doc.begin_stroke("mask", "brush", 5)
+    doc.extend_stroke([(90, 70)])
+    doc.end_stroke()
+    doc.begin_stroke("sketch", "pen", 1)
+    doc.extend_stroke([(30, 30), (90, 70)])
+    doc.end_stroke()
+    result = photo.copy()
+    result[fill_hole] = (9, 9, 9)
+    mask_before, sketch_before = doc.mask.copy(), doc.sketch.copy()
+    doc.apply_fill(result, hole=fill_hole)
+    assert not doc.mask[fill_hole].any() and not doc.sketch[fill_hole].any()
+    np.testing.assert_array_equal(doc.mask[~fill_hole], mask_before[~fill_hole])
+    np.testing.assert_array_equal(doc.sketch[~fill_hole], sketch_before[~fill_hole])
+    assert doc.mask[70, 90] == 255 and doc.next_undo_kind == "fill"
+    doc.undo()
+    np.testing.assert_array_equal(doc.mask, mask_before)
+    np.testing.assert_array_equal(doc.sketch, sketch_before)
+    assert doc.next_redo_kind == "fill" and doc.next_undo_kind == "pen stroke"
+    with pytest.raises(ValueError, match="fill hole must be of shape"):
+        doc.apply_fill(result, hole=fill_hole[:5])
+
+
+def test_set_layer_names_its_undo_step(photo):
+    doc = Document(photo)
+    plane = np.zeros(doc.mask.shape, np.uint8)
+    plane[5:9, 5:9] = 255
+    assert doc.set_layer("mask", plane, kind="grow mask") == Rect(5, 5, 9, 9)
+    assert doc.next_undo_kind == "grow mask"
+    assert doc.set_layer("mask", plane, kind="grow mask").empty  # no change, no step
+    doc.undo()
+    assert not doc.mask.any() and doc.next_undo_kind is None
