@@ -20,9 +20,11 @@ Nothing here unpickles: tensors are read by safetensors, and a legacy ``.pth`` o
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -41,6 +43,9 @@ _RESERVED = ("arch", "arch_args", "format_version", "dtype")
 _STORED_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 # safetensors refuses headers above 100 MB; a larger length field means a foreign file.
 _MAX_HEADER_BYTES = 100_000_000
+# Bytes per value of the safetensors dtypes a model can hold.
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
+                "I8": 1, "U8": 1, "BOOL": 1}
 # How many names an error message lists before summarising the rest as a count.
 _NAMES_SHOWN = 5
 
@@ -80,6 +85,19 @@ class ModelCard:
     dtype: str
     extra: dict[str, Any] = field(default_factory=dict)
     tensors: dict[str, TensorInfo] = field(default_factory=dict)
+
+    @property
+    def in_training(self) -> bool:
+        """The card says the model is still being trained (``"in_training": true``): the app
+        lists it but never picks it as the default engine."""
+        return self.extra.get("in_training") is True
+
+    @property
+    def figures(self) -> str:
+        """The card's one-line quality figures (``"figures"``, e.g. hole L1 against PatchMatch),
+        or an empty string."""
+        value = self.extra.get("figures")
+        return value if isinstance(value, str) else ""
 
     @property
     def parameter_count(self) -> int:
@@ -141,7 +159,7 @@ def save_model(
         with the model's.
     fp16: store floating tensors as float16 (half the file; loads back as float32).
 
-    Both files are written atomically. Returns the card as :func:`read_metadata` would.
+    Both files are written atomically. Returns the card the header states.
     """
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -186,7 +204,8 @@ def save_model(
     # would list it and fail to load it).
     payload = save_to_bytes(tensors, metadata=header)
     atomic_write(path, lambda f: f.write(payload), make_parents=True)
-    card = read_metadata(path)
+    # The header alone: an older card beside the file describes the model being replaced.
+    card = _header_card(path)
     card_text = json.dumps(card.to_json(), indent=2, sort_keys=False) + "\n"
     atomic_write(card_path(path), lambda f: f.write(card_text.encode()))
     return card
@@ -196,26 +215,42 @@ def save_model(
 # Reading
 
 
+def _missing_file_reason(path: Path) -> str:
+    """Why ``path`` is not a readable regular file, in the user's terms."""
+    if path.is_symlink():
+        try:
+            path.stat()
+        except RuntimeError:  # Python < 3.13 reports a symlink loop this way
+            return f"{path.name} is a symbolic link that loops back on itself"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"{path.name} is a symbolic link that loops back on itself"
+            return f"{path.name} is a symbolic link to a missing file ({os.readlink(path)})"
+    if path.exists():
+        return f"{path.name} is not a regular file"
+    return f"model file not found: {path}"
+
+
 def _read_header(path: Path) -> dict[str, Any]:
     """The safetensors JSON header (8-byte little-endian length, then JSON), checked."""
     if not path.is_file():
-        raise WeightsError(f"model file not found: {path}")
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise WeightsError(f"{path.name} is not a safetensors file (only {size} bytes)")
-        (length,) = struct.unpack("<Q", head)
-        if length == 0 or length > min(size - 8, _MAX_HEADER_BYTES):
-            raise WeightsError(
-                f"{path.name} is not a safetensors file or is truncated "
-                f"(header claims {length} bytes, file has {size})"
-            )
-        raw = f.read(length)
+        raise WeightsError(_missing_file_reason(path))
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{path.name} has a corrupt safetensors header: {exc}") from None
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise WeightsError(f"{path.name} is not a safetensors file (only {size} bytes)")
+            (length,) = struct.unpack("<Q", head)
+            if length == 0 or length > min(size - 8, _MAX_HEADER_BYTES):
+                raise WeightsError(
+                    f"{path.name} is not a safetensors file or is truncated "
+                    f"(header claims {length} bytes, file has {size})"
+                )
+            raw = f.read(length)
+    except OSError as exc:
+        raise WeightsError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+    header = _parse_json(raw, f"{path.name} has a corrupt safetensors header")
     if not isinstance(header, dict):
         raise WeightsError(f"{path.name} has a corrupt safetensors header (not a JSON object)")
     data_bytes = size - 8 - length
@@ -223,12 +258,28 @@ def _read_header(path: Path) -> dict[str, Any]:
         if name == "__metadata__":
             continue
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2 and offsets[1] <= data_bytes):
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= data_bytes
+        ):
             raise WeightsError(
                 f"{path.name} is truncated or corrupt: tensor {name!r} lies beyond the end "
                 f"of the file"
             )
     return header
+
+
+def _parse_json(raw: bytes | str, problem: str) -> Any:
+    """JSON from an untrusted file; every way it can fail is a :class:`WeightsError` starting
+    with ``problem`` (a deeply nested document exhausts Python's recursion limit)."""
+    try:
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{problem}: {exc}") from None
+    except RecursionError:
+        raise WeightsError(f"{problem}: JSON nested too deeply") from None
 
 
 def _decode(meta: Mapping[str, str], key: str, path: Path, default: Any = None) -> Any:
@@ -239,19 +290,28 @@ def _decode(meta: Mapping[str, str], key: str, path: Path, default: Any = None) 
                 f"Inpaint Studio (convert it with inpaint_studio.weights.save_model)"
             )
         return default
-    try:
-        return json.loads(meta[key])
-    except json.JSONDecodeError:
-        raise WeightsError(f"{path.name}: metadata {key!r} is not valid JSON: {meta[key]!r}") from None
+    value = meta[key]
+    if not isinstance(value, str):
+        raise WeightsError(f"{path.name}: metadata {key!r} is not a string")
+    return _parse_json(value, f"{path.name}: metadata {key!r} is not valid JSON ({value[:40]!r})")
 
 
 def read_metadata(path: str | os.PathLike) -> ModelCard:
-    """The card of a model file, from its header only (no tensor data is read).
+    """The card of a model file, from its header (no tensor data is read), with
+    ``in_training`` and ``figures`` taken from the card ``X.json`` beside it when it has them.
 
     Raises :class:`WeightsError` for a missing, corrupt or foreign file, or one written by a
     newer format version.
     """
-    path = Path(path)
+    card = _header_card(Path(path))
+    status = _sidecar_status(card.path)
+    if not status:
+        return card
+    return dataclasses.replace(card, extra={**card.extra, **status})
+
+
+def _header_card(path: Path) -> ModelCard:
+    """The card as the weights file's own header states it."""
     header = _read_header(path)
     meta = header.get("__metadata__") or {}
     if not isinstance(meta, dict):
@@ -270,9 +330,7 @@ def read_metadata(path: str | os.PathLike) -> ModelCard:
              "provenance", "metrics"}
     extra = {k: _decode(meta, k, path) for k in meta if k not in known}
     tensors = {
-        name: TensorInfo(str(info.get("dtype")), tuple(int(d) for d in info.get("shape", ())))
-        for name, info in header.items()
-        if name != "__metadata__"
+        name: _tensor_info(path, name, info) for name, info in header.items() if name != "__metadata__"
     }
     return ModelCard(
         path=path,
@@ -287,6 +345,45 @@ def read_metadata(path: str | os.PathLike) -> ModelCard:
         extra=extra,
         tensors=tensors,
     )
+
+
+# Keys of the model card ``X.json`` that may say more than the weights' header: the card is
+# rewritten while a model trains on, the weights file is not.
+_SIDECAR_KEYS = ("in_training", "figures")
+
+
+def _sidecar_status(path: Path) -> dict[str, Any]:
+    """``in_training`` and ``figures`` from the card ``X.json`` beside ``path`` when present.
+
+    The card is informational: a missing or unreadable one changes nothing (the weights'
+    own metadata keeps its say).
+    """
+    try:
+        card = json.loads(card_path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    if not isinstance(card, dict):
+        return {}
+    return {key: card[key] for key in _SIDECAR_KEYS if key in card}
+
+
+def _tensor_info(path: Path, name: str, info: Mapping[str, Any]) -> TensorInfo:
+    """One header entry, checked: a shape of non-negative ints whose byte size is the span
+    its ``data_offsets`` give (a header cannot claim more values than the file holds)."""
+    shape = info.get("shape", ())
+    if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+        raise WeightsError(f"{path.name} is corrupt: tensor {name!r} has shape {shape!r}")
+    dtype = str(info.get("dtype"))
+    start, end = info["data_offsets"]
+    count = 1
+    for d in shape:
+        count *= d
+    if dtype in _DTYPE_BYTES and count * _DTYPE_BYTES[dtype] != end - start:
+        raise WeightsError(
+            f"{path.name} is corrupt: tensor {name!r} ({dtype} {tuple(shape)}) does not match "
+            f"its {end - start} bytes"
+        )
+    return TensorInfo(dtype, tuple(shape))
 
 
 def _names(names: list[str]) -> str:
@@ -350,10 +447,19 @@ def _build(card: ModelCard) -> nn.Module:
         )
     try:
         return networks.build(card.arch, **card.arch_args)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as exc:
+        # RuntimeError: torch refuses sizes it cannot allocate (an absurd width); its message
+        # can carry a C++ stack, so only the first line is kept.
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(
-            f"{card.path.name}: cannot build {card.arch} with {card.arch_args}: {exc}"
+            f"{card.path.name}: cannot build {card.arch} with {_short(card.arch_args)}: "
+            f"{first_line[:200]}"
         ) from None
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_model_file(path: str | os.PathLike) -> ModelCard:
@@ -375,7 +481,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     Raises :class:`WeightsError` for a corrupt or foreign file, an architecture this app does
     not know, arguments the architecture refuses, or weights that do not fit.
     """
-    card = read_metadata(path)
+    # Checked on the meta device first: a header asking for an absurd network is refused
+    # before anything is allocated.
+    card = check_model_file(path)
     model = _build(card)
     try:
         tensors = load_file(str(card.path), device="cpu")

@@ -463,8 +463,13 @@ _ENGINES_LOCK = threading.Lock()
 
 def _engine_for(path: Path, device: str, name: str) -> DeepEngine:
     """The cached engine for ``path`` (a changed file, by size and mtime, is a new engine)."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, device, name)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, device, name)
+    except (OSError, RuntimeError):
+        # A dangling link or a symlink loop: an uncached engine whose check says why it is
+        # unavailable; the other model files stay listed.
+        return DeepEngine(path, device=device, name=name)
     with _ENGINES_LOCK:
         if key not in _ENGINES:
             _ENGINES[key] = DeepEngine(path, device=device, name=name)

@@ -24,15 +24,24 @@ DEFAULT_DEEP_ENGINE = "deepfill_v2"
 FALLBACK_ENGINE = "patchmatch"
 
 
+# Appended to the title of a model whose card says it is still being trained.
+IN_TRAINING_MARK = " (in training)"
+
+
 @dataclass(frozen=True)
 class EngineInfo:
-    """A row of the engine selector."""
+    """A row of the engine selector.
+
+    in_training: the model's card says ``"in_training": true``; such a model is listed (and
+    can be chosen) but is never the default.
+    """
 
     name: str
     title: str
     description: str
     kind: str
     availability: Availability
+    in_training: bool = False
 
 
 def register(name: str) -> Callable[[Callable[[], Engine]], Callable[[], Engine]]:
@@ -83,11 +92,29 @@ def all_engines(device: str = "auto") -> list[Engine]:
 
 
 def list_engines(device: str = "auto") -> list[EngineInfo]:
-    """Every engine with its availability here, for selectors and ``--help`` text."""
-    return [
-        EngineInfo(e.name, e.title or e.name, e.description, e.kind, e.availability())
-        for e in all_engines(device)
-    ]
+    """Every engine with its availability here, for selectors and ``--help`` text.
+
+    A model still in training (its card's ``in_training``) gets :data:`IN_TRAINING_MARK`
+    on its title, unless the title already says so, and its card's ``figures`` in its
+    description.
+    """
+    return [engine_info(e) for e in all_engines(device)]
+
+
+def engine_info(engine: Engine) -> EngineInfo:
+    """The selector row of one engine (see :func:`list_engines`)."""
+    title = engine.title or engine.name
+    description = engine.description
+    card = getattr(engine, "card", None)
+    in_training = bool(getattr(card, "in_training", False))
+    if in_training:
+        if "in training" not in title.lower():
+            title += IN_TRAINING_MARK
+        figures = getattr(card, "figures", "")
+        if figures and figures not in description:
+            description = f"{description} ({figures})" if description else figures
+    return EngineInfo(engine.name, title, description, engine.kind, engine.availability(),
+                      in_training)
 
 
 def get_engine(name: str, device: str = "auto") -> Engine:
@@ -109,16 +136,16 @@ def get_engine(name: str, device: str = "auto") -> Engine:
 
 
 def default_engine_among(infos: Iterable[EngineInfo]) -> str:
-    """The default among listed engines: the shipped deep model when it is listed and
-    available, else PatchMatch."""
+    """The default among listed engines: the shipped deep model when it is listed, available
+    and not still in training, else PatchMatch."""
     for info in infos:
-        if info.name == DEFAULT_DEEP_ENGINE and info.availability:
+        if info.name == DEFAULT_DEEP_ENGINE and info.availability and not info.in_training:
             return info.name
     return FALLBACK_ENGINE
 
 
 def default_engine_name(device: str = "auto") -> str:
-    """The shipped deep model when it loads here, else PatchMatch."""
+    """The shipped deep model when it loads here and is not in training, else PatchMatch."""
     return default_engine_among(list_engines(device))
 
 
