@@ -15,8 +15,12 @@ What crosses this boundary (see ``shared/DESIGN.md``):
   file (the original included) unless ``overwrite=True``.
 * Masks are ``uint8`` ``(H, W)``, 255 = hole, 0 = keep, thresholded at 127; sketches alike
   with 255 = line.
-* A pixel limit (:data:`DEFAULT_MAX_PIXELS`, configurable per call) refuses decompression
-  bombs before anything is decoded.
+* A pixel limit (:data:`DEFAULT_MAX_PIXELS`) and a decoded-bytes limit
+  (:data:`DEFAULT_MAX_DECODE_BYTES`), both configurable per call, refuse decompression bombs
+  from the header, before anything is decoded; a mask of the wrong size is refused from its
+  header too.
+* A file with several pages or frames (multi-page TIFF, animated GIF/WebP) loads its first;
+  :attr:`LoadedImage.notes` says so.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import threading
 import warnings
 import zlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Union
 
@@ -42,6 +46,15 @@ PathLike = Union[str, os.PathLike]
 
 DEFAULT_MAX_PIXELS = 120_000_000
 """Largest photo (width x height) loaded by default: a 100-megapixel camera fits."""
+
+DEFAULT_MAX_DECODE_BYTES = 4 * DEFAULT_MAX_PIXELS
+"""Largest decoded size (width x height x samples per pixel x bytes per sample) loaded by
+default: an 8-bit RGBA photo at the pixel limit; a 16-bit RGBA one may have half as many
+pixels. Memory is what a decode costs, and a small file can ask for a lot of it."""
+
+# Rows converted at a time when a mask or 16-bit samples are reduced: bounds the temporaries
+# to a strip instead of several full-size copies.
+_STRIP_ROWS = 512
 
 _ORIENTATION_TAG = 0x0112
 _GRAY_WEIGHTS = np.array([299, 587, 114], dtype=np.uint32)  # ITU-R 601-2, as Pillow's "L"
@@ -74,6 +87,8 @@ class LoadedImage:
     exif: EXIF block (``Exif\\0\\0`` + TIFF structure) without the orientation tag, or None.
     samples16: for 16-bit photos, the original samples, upright, ``uint16`` ``(H, W, C)``
         with C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA); otherwise None.
+    notes: what the user should know about the load (e.g. pages of a multi-page file that
+        are not edited), one line each.
     """
 
     path: Path
@@ -86,6 +101,7 @@ class LoadedImage:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     samples16: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -96,31 +112,50 @@ class LoadedImage:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def load_image(
+    path: PathLike,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_DECODE_BYTES,
+) -> LoadedImage:
     """Load a photo of any common format and mode; see the module docstring for the result.
 
     Raises :class:`ImageLoadError` (one line: file and reason) for a missing, unreadable,
-    truncated or unsupported file and for one over ``max_pixels`` (width x height).
+    truncated or unsupported file, for something that is not a regular file (a FIFO is
+    refused, not waited on), for one over ``max_pixels`` (width x height) and for one whose
+    decoded samples would take more than ``max_bytes``.
     """
     path = Path(path)
-    try:
-        with _open_within_limit(path, max_pixels) as im:
+    with _load_errors(path):
+        with _open_within_limit(path, max_pixels, max_bytes) as im:
             return _decode(path, im)
-    except ImageLoadError:
+
+
+@contextmanager
+def _load_errors(path: Path) -> Iterator[None]:
+    """Turn every decoder failure into one :class:`ImageLoadError` line naming ``path``."""
+    try:
+        yield
+    except (ImageLoadError, MaskSizeError):
         raise
+    except MemoryError:
+        raise ImageLoadError(f"cannot load {path}: not enough memory to decode it") from None
     except Exception as exc:  # noqa: BLE001 - every decoder failure becomes one clear line
         raise ImageLoadError(f"cannot load {path}: {_reason(exc)}") from exc
 
 
 @contextmanager
-def _open_within_limit(path: Path, max_pixels: int) -> Iterator[Image.Image]:
-    """``Image.open`` whose decompression-bomb limit is ``max_pixels`` for this call only.
+def _open_within_limit(path: Path, max_pixels: int, max_bytes: int) -> Iterator[Image.Image]:
+    """``Image.open`` whose decompression-bomb limit is ``max_pixels`` for this call only,
+    and whose decoded size (from the header) is at most ``max_bytes``.
 
     Pillow reads its limit from a module global at open time; holding a lock while it is
     swapped keeps concurrent loads (app worker, batch CLI) from seeing each other's limit.
     The size check itself is ours, so the message names both numbers. Opening reads only
-    the header, so nothing is decoded before the check.
+    the header, so nothing is decoded before the check. Anything but a regular file or a
+    folder is refused before it is opened (opening a FIFO would wait for a writer).
     """
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise ImageLoadError(f"cannot load {path}: not a regular file (a pipe, socket or device)")
     with _PIXEL_LIMIT_LOCK:
         saved = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = max_pixels
@@ -136,7 +171,31 @@ def _open_within_limit(path: Path, max_pixels: int) -> Iterator[Image.Image]:
     with image:
         if image.width * image.height > max_pixels:
             raise ImageLoadError(_over_limit(path, image.width, image.height, max_pixels))
+        needed = _decoded_bytes(path, image)
+        if needed > max_bytes:
+            raise ImageLoadError(
+                f"cannot load {path}: {image.width}x{image.height} {image.mode} at "
+                f"{_bits(path, image)} bits per sample decodes to {needed:,} bytes, over the "
+                f"limit of {max_bytes:,} bytes"
+            )
         yield image
+
+
+def _bits(path: Path, im: Image.Image) -> int:
+    """Bits per sample the decode holds (16-bit PNG/TIFF are read at 16 bits)."""
+    fmt = _FORMAT_ALIASES.get(im.format or "", im.format or "")
+    if im.mode in ("I", "F"):
+        return 32
+    if im.mode.startswith("I;16") or (fmt in _HIGH_BIT_FORMATS and _is_16_bit(path, im, fmt)):
+        return 16
+    return 8
+
+
+def _decoded_bytes(path: Path, im: Image.Image) -> int:
+    """Bytes of the decoded samples, from the header: width x height x bands x bytes per
+    sample (palette and bilevel images count as the RGBA they become for the engines)."""
+    bands = 4 if im.mode in ("P", "PA", "1") else len(im.getbands())
+    return im.width * im.height * bands * _bits(path, im) // 8
 
 
 def _over_limit(path: Path, w: int, h: int, max_pixels: int) -> str:
@@ -191,6 +250,7 @@ def _decode(path: Path, im: Image.Image) -> LoadedImage:
         bit_depth = 8
 
     return LoadedImage(
+        notes=_page_notes(path, im, fmt),
         path=path,
         rgb=_upright(rgb, orientation),
         alpha=None if alpha is None else _upright(alpha, orientation),
@@ -202,6 +262,15 @@ def _decode(path: Path, im: Image.Image) -> LoadedImage:
         exif=exif_bytes,
         samples16=None if samples16 is None else _upright(samples16, orientation),
     )
+
+
+def _page_notes(path: Path, im: Image.Image, fmt: str) -> list[str]:
+    """A note when the file holds more pages or frames than the one loaded. (A camera's
+    MPO JPEG carries a preview as its second frame: that is not a page of the photo.)"""
+    pages = getattr(im, "n_frames", 1)
+    if fmt == "JPEG" or not isinstance(pages, int) or pages <= 1:
+        return []
+    return [f"{path.name} has {pages} pages; only the first is edited and saved"]
 
 
 def _upright(array: np.ndarray, orientation: object) -> np.ndarray:
@@ -271,10 +340,11 @@ def _read_high_bit(path: Path, im: Image.Image, fmt: str) -> np.ndarray | None:
         return None
     if data.ndim == 2:
         return data[..., None]
+    # In place: a second full-size copy of 16-bit samples is what a large photo cannot afford.
     if data.shape[2] == 3:
-        return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(data, cv2.COLOR_BGR2RGB, dst=data)
     if data.shape[2] == 4:
-        return cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA)
+        return cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA, dst=data)
     return None
 
 
@@ -297,8 +367,14 @@ def _split_high_bit(samples16: np.ndarray) -> tuple[np.ndarray, np.ndarray | Non
 
 
 def _to8(wide: np.ndarray) -> np.ndarray:
-    """16-bit samples to the nearest 8-bit value; exact inverse of ``v * 257``."""
-    return ((wide.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    """16-bit samples to the nearest 8-bit value; exact inverse of ``v * 257``.
+
+    Converted a strip of rows at a time: the 32-bit temporaries stay small."""
+    out = np.empty(wide.shape, np.uint8)
+    for y in range(0, wide.shape[0], _STRIP_ROWS):
+        strip = wide[y : y + _STRIP_ROWS].astype(np.uint32)
+        out[y : y + _STRIP_ROWS] = (strip * 255 + 32767) // 65535
+    return out
 
 
 # ----------------------------------------------------------------------------- masks
@@ -334,22 +410,76 @@ def load_sketch(
 def _load_binary_plane(
     path: PathLike, size: tuple[int, int] | None, resize: bool, max_pixels: int, what: str
 ) -> np.ndarray:
-    loaded = load_image(path, max_pixels=max_pixels)
-    alpha = loaded.alpha
-    if alpha is not None and alpha.min() != alpha.max():
-        level = alpha
-    else:
-        level = _luma(loaded.rgb)
-    plane = np.where(level > 127, 255, 0).astype(np.uint8)
-    if size is None or loaded.size == tuple(size):
+    path = Path(path)
+    with _load_errors(path):
+        with _open_within_limit(path, max_pixels, DEFAULT_MAX_DECODE_BYTES) as im:
+            orientation = _header_orientation(im)
+            upright = im.size[::-1] if orientation in (5, 6, 7, 8) else im.size
+            # Checked from the header: a huge mask for a small photo is refused undecoded.
+            if size is not None and upright != tuple(size) and not resize:
+                width, height = size
+                raise MaskSizeError(
+                    f"{what} {path} is {upright[0]}x{upright[1]} but the image is "
+                    f"{width}x{height}; use a {what} of the same size or allow resizing"
+                )
+            plane = _binary_plane(path, im, orientation)
+    if size is None or plane.shape[::-1] == tuple(size):
         return plane
-    width, height = size
-    if not resize:
-        raise MaskSizeError(
-            f"{what} {Path(path)} is {loaded.size[0]}x{loaded.size[1]} but the image is "
-            f"{width}x{height}; use a {what} of the same size or allow resizing"
-        )
-    return cv2.resize(plane, (width, height), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(plane, tuple(size), interpolation=cv2.INTER_NEAREST)
+
+
+def _header_orientation(im: Image.Image) -> object:
+    """The EXIF orientation, read without decoding pixels (Pillow's ``getexif`` on a PNG
+    decodes the whole image to look for an ``eXIf`` chunk after the pixel data; one before
+    it is already in ``info``)."""
+    if im.format == "PNG":
+        raw = im.info.get("exif")
+        if not raw:
+            return 1
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(_ORIENTATION_TAG, 1)
+    return im.getexif().get(_ORIENTATION_TAG, 1)
+
+
+def _binary_plane(path: Path, im: Image.Image, orientation: object) -> np.ndarray:
+    """Upright 0/255 plane of a mask file: the alpha decides where it is not uniform, else
+    the gray value; threshold 127.
+
+    8-bit files are converted a strip of rows at a time (no full-size RGB or 32-bit copy);
+    16-bit and 32-bit ones go through :func:`_decode` (their size is bounded by the bytes
+    limit)."""
+    if im.mode.startswith("I") or im.mode == "F" or _bits(path, im) != 8:
+        loaded = _decode(path, im)
+        alpha = loaded.alpha
+        uniform = alpha is None or alpha.min() == alpha.max()
+        return _threshold(_luma(loaded.rgb) if uniform else alpha)
+    im.load()
+    has_alpha = im.mode in ("LA", "La", "PA", "RGBA", "RGBa") or (
+        im.mode == "P" and "transparency" in im.info
+    )
+    target = "RGBA" if has_alpha else ("L" if im.mode in ("1", "L") else "RGB")
+    gray = np.empty((im.height, im.width), np.uint8)
+    alpha = np.empty((im.height, im.width), np.uint8) if has_alpha else None
+    alpha_range = [255, 0]
+    for y in range(0, im.height, _STRIP_ROWS):
+        box = (0, y, im.width, min(y + _STRIP_ROWS, im.height))
+        strip = np.asarray(im.crop(box).convert(target))
+        if target == "L":
+            gray[y : y + _STRIP_ROWS] = _threshold(strip)
+            continue
+        gray[y : y + _STRIP_ROWS] = _threshold(_luma(strip[..., :3]))
+        if alpha is not None:
+            a = strip[..., 3]
+            alpha[y : y + _STRIP_ROWS] = _threshold(a)
+            alpha_range = [min(alpha_range[0], int(a.min())), max(alpha_range[1], int(a.max()))]
+    uniform = alpha is None or alpha_range[0] == alpha_range[1]
+    return _upright(gray if uniform else alpha, orientation)
+
+
+def _threshold(level: np.ndarray) -> np.ndarray:
+    """0/255 ``uint8``: 255 where ``level`` is over 127."""
+    return np.where(level > 127, np.uint8(255), np.uint8(0))
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageFile, ImageOps
 
 from inpaint_studio import imageio as iio
 from inpaint_studio.imageio import ImageLoadError, MaskSizeError, load_image, load_mask, save_image
@@ -420,3 +420,89 @@ def test_extension_chooses_format_over_original(tmp_path):
     with Image.open(tmp_path / "b.png") as im:
         assert im.format == "PNG"
     np.testing.assert_array_equal(load_image(tmp_path / "b.png").rgb, loaded.rgb)
+
+
+# ----------------------------------------------------------------------------- hardening
+# Issue 13: memory bounded by what a decode costs, sizes checked from headers, pages and
+# FIFOs reported instead of lost or waited on.
+
+
+def test_16bit_rgba_over_the_bytes_limit_is_refused_before_decoding(tmp_path, rng, monkeypatch):
+    write_16bit(tmp_path / "deep.png", rng.integers(0, 65536, (30, 40, 4), dtype=np.uint16))
+    needed = 30 * 40 * 4 * 2
+    assert load_image(tmp_path / "deep.png", max_bytes=needed).bit_depth == 16
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("decoded although the header says it is too large")
+
+    monkeypatch.setattr(iio.cv2, "imdecode", no_decode)
+    with pytest.raises(ImageLoadError) as err:
+        load_image(tmp_path / "deep.png", max_bytes=needed - 1)
+    assert str(err.value) == (
+        f"cannot load {tmp_path / 'deep.png'}: 40x30 RGBA at 16 bits per sample decodes to "
+        f"{needed:,} bytes, over the limit of {needed - 1:,} bytes")
+
+
+def test_default_bytes_limit_halves_the_pixels_of_16bit_rgba():
+    # An 8-bit RGBA photo at the pixel limit fits; a 16-bit RGBA one of that size does not.
+    assert iio.DEFAULT_MAX_DECODE_BYTES == iio.DEFAULT_MAX_PIXELS * 4
+
+
+def test_huge_mask_for_a_small_photo_is_refused_from_its_header(tmp_path, monkeypatch):
+    (tmp_path / "m.png").write_bytes(png_bomb(10_900, 10_900))  # 118.8 MP, under the limit
+
+    def no_decode(self, *args, **kwargs):
+        raise AssertionError("mask decoded before its size was checked")
+
+    monkeypatch.setattr(Image.Image, "load", no_decode)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decode)
+    with pytest.raises(MaskSizeError, match=r"is 10900x10900 but the image is 481x321"):
+        load_mask(tmp_path / "m.png", size=(481, 321))
+
+
+def test_mask_size_check_uses_the_upright_size(tmp_path):
+    plane = np.zeros((20, 30), np.uint8)
+    plane[2:5, 3:9] = 255
+    Image.fromarray(plane).save(tmp_path / "m.jpg", exif=exif_block(6), quality=100)
+    mask = load_mask(tmp_path / "m.jpg", size=(20, 30))  # orientation 6: 30 wide stored
+    np.testing.assert_array_equal(mask, np.rot90(plane, -1))
+    with pytest.raises(MaskSizeError, match="is 20x30 but the image is 30x20"):
+        load_mask(tmp_path / "m.jpg", size=(30, 20))
+
+
+def test_large_mask_converted_in_strips_equals_the_whole_image_rule(tmp_path, rng):
+    h, w = 1100, 37  # more rows than one strip
+    rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "alpha.png")
+    np.testing.assert_array_equal(load_mask(tmp_path / "alpha.png"),
+                                  np.where(rgba[..., 3] > 127, 255, 0))
+    rgb = rgba[..., :3]
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    luma = (rgb.astype(np.uint32) @ np.array([299, 587, 114]) + 500) // 1000
+    np.testing.assert_array_equal(load_mask(tmp_path / "rgb.png"), np.where(luma > 127, 255, 0))
+
+
+def test_16bit_mask_still_thresholds_its_reduced_values(tmp_path):
+    samples = np.array([[0, 127 * 257, 128 * 257, 65535]], np.uint16)
+    write_16bit(tmp_path / "m.png", samples)
+    assert load_mask(tmp_path / "m.png").tolist() == [[0, 0, 255, 255]]
+
+
+def test_multi_page_tiff_says_only_the_first_page_is_edited(tmp_path, photo):
+    pages = [Image.fromarray(photo), Image.fromarray(photo[::-1].copy()), Image.new("RGB", (8, 8))]
+    pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
+    loaded = load_image(tmp_path / "scan.tif")
+    np.testing.assert_array_equal(loaded.rgb, photo)
+    assert loaded.notes == ["scan.tif has 3 pages; only the first is edited and saved"]
+    Image.fromarray(photo).save(tmp_path / "one.tif")
+    assert load_image(tmp_path / "one.tif").notes == []
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.timeout(20)
+def test_fifo_is_refused_not_waited_on(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(ImageLoadError, match="pipe.png: not a regular file"):
+        load_mask(tmp_path / "pipe.png")
+    with pytest.raises(ImageLoadError, match="not a regular file"):
+        load_image(tmp_path / "pipe.png")
