@@ -85,10 +85,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
-    from .checkpoint import load_checkpoint
+    from .relay import load_resume_state
 
     if getattr(args, "resume", ""):
-        saved = TrainConfig.from_json(load_checkpoint(args.resume)["config"])
+        # A run folder, a checkpoint file or a relay state (.safetensors, trainer/relay.py).
+        saved = TrainConfig.from_json(load_resume_state(args.resume)["config"])
         _refuse_architecture_change(args, saved, f"--resume {args.resume}")
         return config_from_args(args, base=dataclasses.replace(saved, resume=args.resume))
     defaults = FINETUNE_DEFAULTS if args.command == "finetune" else {}

@@ -38,12 +38,13 @@ from inpaint_studio import networks, precision
 from inpaint_studio.layers import gating
 from inpaint_studio.weights import load_model
 
-from .checkpoint import BEST, LAST, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .checkpoint import BEST, LAST, capture_rng, restore_rng, save_checkpoint
 from .config import TrainConfig
 from .data import InpaintDataset, list_images, validation_split
 from .evaluate import batch_metrics
 from .progress import Progress, sample_grid
 from .recipes import Recipe, get_recipe
+from .relay import load_resume_state
 
 # After this many consecutive skipped (non-finite) updates the run is declared diverged.
 MAX_CONSECUTIVE_NONFINITE = 50
@@ -333,7 +334,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
     env = _start_distributed(cfg.device)
     device = _pick_device(cfg.device, env)
     out_dir = Path(cfg.out)
-    resume_state = load_checkpoint(cfg.resume, map_location="cpu") if cfg.resume else None
+    resume_state = load_resume_state(cfg.resume) if cfg.resume else None
     if cfg.deterministic and device.type == "cuda":
         # CPU kernels are deterministic for a fixed thread count already (and the switch
         # below would import torch's compiler, seconds of start-up).
@@ -400,8 +401,10 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
         G.load_state_dict(resume_state["generator"])
         ema.load_state_dict(resume_state["ema"])
         D.load_state_dict(resume_state["discriminators"])
-        opt_g.load_state_dict(resume_state["opt_g"])
-        if opt_d is not None:
+        # A relay state (trainer/relay.py) carries no optimizer moments: Adam starts afresh.
+        if resume_state["opt_g"] is not None:
+            opt_g.load_state_dict(resume_state["opt_g"])
+        if opt_d is not None and resume_state["opt_d"] is not None:
             opt_d.load_state_dict(resume_state["opt_d"])
         if resume_state["scaler"] is not None:
             scaler.load_state_dict(resume_state["scaler"])
@@ -457,7 +460,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
                    amp=str(amp_dtype).replace("torch.", "") if amp_dtype else "off",
                    fused_gating=fused,
                    resumed=resume_state is not None)
-    if resume_state is not None:
+    if resume_state is not None and resume_state["rng"] is not None:
         restore_rng(resume_state["rng"])  # last, so setup above draws nothing from it
 
     stopped, consecutive_bad = "steps", 0

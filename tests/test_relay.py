@@ -1,0 +1,69 @@
+"""Relay state (trainer/relay.py): a small file from which a later run continues the shipped
+model's weights and bookkeeping."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from tests.test_trainer import read_log, tiny_config
+from trainer.checkpoint import CheckpointError, load_checkpoint
+from trainer.export import export_checkpoint
+from trainer.loop import train
+from trainer.relay import load_relay_state, save_relay_state
+
+
+def _relay_of_a_run(tmp_path):
+    cfg = tiny_config(tmp_path, steps=10, val_every=5, ckpt_every=10)
+    train(cfg)
+    shipped = tmp_path / "model.safetensors"
+    export_checkpoint(tmp_path / "run" / "last.pt", shipped, fp16=True)
+    relay = save_relay_state(tmp_path / "run", tmp_path / "model.train-state.safetensors")
+    return cfg, shipped, relay
+
+
+def test_relay_keeps_weights_counters_and_small_discriminator(tmp_path):
+    _, shipped, relay = _relay_of_a_run(tmp_path)
+    full = load_checkpoint(tmp_path / "run")
+    state = load_relay_state(relay)
+    assert state["step"] == full["step"] == 10
+    assert state["counters"]["images"] == full["counters"]["images"] == 40
+    for name, tensor in full["generator"].items():
+        assert torch.equal(state["generator"][name], tensor), name  # raw generator kept fp32
+    for name, tensor in full["discriminators"].items():
+        if tensor.is_floating_point():
+            assert torch.allclose(state["discriminators"][name], tensor, rtol=1e-3, atol=1e-4)
+    assert all(v.dtype == torch.float16 for k, v in load_file(str(relay)).items()
+               if k.startswith("discriminators.") and v.is_floating_point())
+    # The EMA comes from the shipped (fp16) model beside it.
+    for name, tensor in full["ema"].items():
+        assert torch.allclose(state["ema"][name], tensor, rtol=1e-3, atol=1e-3), name
+    assert state["opt_g"] is None and state["rng"] is None
+
+
+def test_run_resumed_from_relay_continues_steps_and_images(tmp_path):
+    cfg, _, relay = _relay_of_a_run(tmp_path)
+    out = tmp_path / "next"
+    result = train(dataclasses.replace(cfg, resume=str(relay), out=str(out), steps=14))
+    assert result.step == 14
+    resumed = load_checkpoint(out)
+    assert resumed["counters"]["images"] == 40 + 4 * 4
+    start = [e for e in read_log(out) if e.get("event") == "start"][0]
+    assert start["resumed"] is True and start["step"] == 10
+    # Training moved the weights on from the relayed ones.
+    relayed = load_relay_state(relay)["generator"]
+    assert any(not torch.equal(relayed[k], v) for k, v in resumed["generator"].items())
+
+
+def test_foreign_safetensors_is_refused_with_its_name(tmp_path):
+    foreign = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="other.safetensors is not an Inpaint Studio relay"):
+        load_relay_state(foreign)
+    garbage = tmp_path / "garbage.train-state.safetensors"
+    garbage.write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="cannot read relay state"):
+        load_relay_state(garbage)
