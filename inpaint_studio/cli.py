@@ -9,8 +9,9 @@
 
 Exit codes: 0 success, 1 a file or engine failed (one ``error: ...`` line each, no
 traceback), 2 a usage error. Inputs are never overwritten: a single fill refuses an output
-path that exists (the input included) unless ``--overwrite``; a batch refuses to write into
-its own input folder.
+path that exists (the input included) unless ``--overwrite``; a batch refuses an output
+folder that is its input or masks folder or lies inside one. SIGTERM stops like Ctrl+C
+(exit 143, no temporary files left behind).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from . import imageio
+from .termination import exit_status, terminate_like_interrupt
+from .torch_check import unsafe_torch_warning
 from .engine import (
     STRATEGIES,
     Engine,
@@ -98,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``inpaint-studio`` console script; returns the exit code."""
     parser = build_parser()
+    terminate_like_interrupt()  # SIGTERM unwinds like Ctrl+C: no half-written temp files
+    warning = unsafe_torch_warning()
+    if warning:
+        print(warning, file=sys.stderr)
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
@@ -111,9 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         _error(str(exc))
         return 2
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:
+        status = exit_status(exc)
+        _error("interrupted" if status == 130 else "terminated")
+        return status
 
 
 def _error(message: str) -> None:
@@ -204,14 +212,17 @@ def fill_file(
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists (use --overwrite to replace it)")
     photo = imageio.load_image(image_path)
-    mask = imageio.load_mask(mask_path, size=photo.size, resize=resize_mask)
+    hint = "pass --resize-mask to scale it"
+    mask = imageio.load_mask(mask_path, size=photo.size, resize=resize_mask, resize_hint=hint)
     sketch = (
-        imageio.load_sketch(sketch_path, size=photo.size, resize=resize_mask)
+        imageio.load_sketch(sketch_path, size=photo.size, resize=resize_mask, resize_hint=hint)
         if sketch_path is not None else None
     )
     request = FillRequest(photo.rgb, mask, sketch, options)
     stages: list[tuple[str, float]] = []
-    notes = [] if mask.any() else [f"{mask_path} marks no hole; the photo is written unchanged"]
+    notes = list(photo.notes)
+    if not mask.any():
+        notes.append(f"{mask_path} marks no hole; the photo is written unchanged")
     result: np.ndarray | None = None
     for stage in engine.fill(request):
         stages.append((stage.name, stage.seconds))
@@ -282,8 +293,13 @@ def _fill_folder(args: argparse.Namespace) -> int:
             raise UsageError(f"{name} {folder} is not a folder")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} must be a folder in folder mode")
-    if args.out.resolve() == args.input.resolve():
-        raise UsageError("--out must differ from --input: the photos would be overwritten")
+    out = args.out.resolve()
+    for name, folder in (("--input", args.input), ("--masks", args.masks)):
+        folder = folder.resolve()
+        if out == folder or folder in out.parents:
+            what = "the photos" if name == "--input" else "the masks"
+            raise UsageError(f"--out {args.out} is {'' if out == folder else 'inside '}the "
+                             f"{name} folder: {what} would be overwritten; choose another folder")
     beside_photos = args.input.resolve() == args.masks.resolve()
     photos = _photos_in(args.input, beside_photos)
     if not photos:

@@ -6,14 +6,30 @@ and fail to load it, or a resumed run would read garbage), and must never damage
 was about to replace. :func:`atomic_write` writes into a temporary file in the same folder
 (same file system, so the rename is atomic), flushes it to the disk and renames it over the
 destination in one step.
+
+A process killed outright (SIGKILL, power cut) cannot remove its temporary file; the next
+write into that folder removes such leftovers of ours (see :func:`remove_stale_temps`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import threading
+import time
 from pathlib import Path
 from typing import BinaryIO, Callable
+
+# Our temporary files: ``.<name>.<pid>-<8 hex>.tmp``; before the pid was added, ``.<name>.<8
+# hex>.tmp``. Nothing else in a folder matches, so nothing else is ever removed.
+_TEMP_NAME = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.tmp$")
+# A temp file older than this is stale even if its pid is alive (the pid was reused).
+STALE_AFTER_SECONDS = 24 * 3600
+# A temp without a pid (older versions) is stale once no write could still be going on.
+_STALE_UNOWNED_SECONDS = 600
+_CLEANED: set[Path] = set()
+_CLEANED_LOCK = threading.Lock()
 
 
 def atomic_write(
@@ -34,10 +50,14 @@ def atomic_write(
     make_parents: create missing parent folders; otherwise a missing folder raises
         :class:`FileNotFoundError` naming it.
 
-    The temporary file is ``.<name>.<random>.tmp`` beside ``path``; it is written, flushed and
-    fsynced, then ``os.replace``-d onto ``path``, so readers see the old file or the new one,
-    never a mix. It is created with mode ``0o666`` so the umask decides the permissions, as for
-    any new file (``tempfile.mkstemp`` would make it owner-only). Returns ``path`` as a Path.
+    The temporary file is ``.<name>.<pid>-<random>.tmp`` beside ``path``; it is written,
+    flushed and fsynced, then ``os.replace``-d onto ``path``, so readers see the old file or the
+    new one, never a mix. It is created with mode ``0o666`` so the umask decides the
+    permissions, as for any new file (``tempfile.mkstemp`` would make it owner-only). The first
+    write of a process into a folder removes stale temporary files of ours there.
+
+    An :class:`OSError` (read-only folder, full disk...) is re-raised as the same class with a
+    message naming ``path``, never the temporary file. Returns ``path`` as a Path.
     """
     path = Path(path)
     if path.is_dir():
@@ -50,19 +70,95 @@ def atomic_write(
     elif not folder.is_dir():
         raise FileNotFoundError(f"cannot save {path}: folder {folder} does not exist")
 
-    temp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    _clean_once(folder)
+    temp = folder / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        raise _naming(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write_fn(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise _naming(exc, path) from exc
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     _sync_folder(folder)
     return path
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` as the same class, its message naming the destination (the user never heard
+    of our temporary file); ``errno`` is kept for callers that test it."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if str(path) in reason:
+        return exc
+    named = type(exc)(f"cannot write {path}: {reason}")
+    named.errno = exc.errno  # strerror/filename stay unset: they would replace the message
+    return named
+
+
+def remove_stale_temps(folder: str | os.PathLike, now: float | None = None) -> list[Path]:
+    """Remove temporary files :func:`atomic_write` left in ``folder`` when its process was
+    killed: those whose process is gone, any older than :data:`STALE_AFTER_SECONDS`, and
+    pid-less ones of older versions after ten minutes. A temp of a live writer is kept.
+    Returns what was removed; files that vanish or cannot be removed meanwhile are skipped."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+            pid = match.group("pid")
+            stale = age > STALE_AFTER_SECONDS or (
+                not _process_alive(int(pid)) if pid else age > _STALE_UNOWNED_SECONDS
+            )
+            if stale:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (POSIX). Elsewhere, unknown: assume it does, so only
+    the age rule removes files."""
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _clean_once(folder: Path) -> None:
+    """:func:`remove_stale_temps` on the first write of this process into ``folder`` (a
+    listing per write would make a large batch folder quadratic)."""
+    key = folder.resolve()
+    with _CLEANED_LOCK:
+        if key in _CLEANED:
+            return
+        _CLEANED.add(key)
+    remove_stale_temps(folder)
 
 
 def _sync_folder(folder: Path) -> None:

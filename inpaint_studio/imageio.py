@@ -385,6 +385,7 @@ def load_mask(
     size: tuple[int, int] | None = None,
     resize: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    resize_hint: str = "allow resizing",
 ) -> np.ndarray:
     """Load a hole mask: ``uint8`` ``(H, W)``, 255 = hole, 0 = keep.
 
@@ -392,9 +393,10 @@ def load_mask(
     an alpha channel that is not uniform, the alpha decides instead (a painted overlay with
     transparent background). ``size`` is the photo's ``(width, height)``: a mask of another
     size raises :class:`MaskSizeError` naming both, unless ``resize`` scales it
-    (nearest-neighbour, so the mask stays binary).
+    (nearest-neighbour, so the mask stays binary). ``resize_hint`` ends that message: how the
+    caller's user allows resizing (the CLI says ``pass --resize-mask``).
     """
-    return _load_binary_plane(path, size, resize, max_pixels, what="mask")
+    return _load_binary_plane(path, size, resize, max_pixels, "mask", resize_hint)
 
 
 def load_sketch(
@@ -402,13 +404,19 @@ def load_sketch(
     size: tuple[int, int] | None = None,
     resize: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    resize_hint: str = "allow resizing",
 ) -> np.ndarray:
     """Load sketch guidance: ``uint8`` ``(H, W)``, 255 = line; read like :func:`load_mask`."""
-    return _load_binary_plane(path, size, resize, max_pixels, what="sketch")
+    return _load_binary_plane(path, size, resize, max_pixels, "sketch", resize_hint)
 
 
 def _load_binary_plane(
-    path: PathLike, size: tuple[int, int] | None, resize: bool, max_pixels: int, what: str
+    path: PathLike,
+    size: tuple[int, int] | None,
+    resize: bool,
+    max_pixels: int,
+    what: str,
+    resize_hint: str,
 ) -> np.ndarray:
     path = Path(path)
     with _load_errors(path):
@@ -420,7 +428,7 @@ def _load_binary_plane(
                 width, height = size
                 raise MaskSizeError(
                     f"{what} {path} is {upright[0]}x{upright[1]} but the image is "
-                    f"{width}x{height}; use a {what} of the same size or allow resizing"
+                    f"{width}x{height}; use a {what} of the same size or {resize_hint}"
                 )
             plane = _binary_plane(path, im, orientation)
     if size is None or plane.shape[::-1] == tuple(size):

@@ -293,3 +293,96 @@ def test_telea_end_to_end_removes_an_object(tmp_path, photo, monkeypatch):
     assert not ((filled[..., 0] > 200) & (filled[..., 1] < 60) & (filled[..., 2] > 200)).any()
     assert np.abs(filled - photo[40:56, 60:76]).mean() < 40
     np.testing.assert_array_equal(result[:30], scene[:30])
+
+
+# ----------------------------------------------------------------------------- issue 13
+
+
+def test_mask_size_mismatch_names_the_resize_option(tmp_path, photo, capsys):
+    src = _write_photo(tmp_path / "p.png", photo)
+    _write_mask(tmp_path / "small.png", (48, 64))
+    assert cli.main(["fill", str(src), "--mask", str(tmp_path / "small.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().endswith("use a mask of the same size or pass --resize-mask to scale it")
+
+
+@pytest.mark.parametrize("out_of", ["masks", "masks_sub", "input_sub"])
+def test_folder_mode_refuses_an_output_folder_that_is_or_lies_inside_an_input(
+        tmp_path, photo, capsys, out_of):
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    _write_photo(photos / "a.png", photo)
+    _write_mask(masks / "a.png", photo.shape[:2])
+    before = (masks / "a.png").read_bytes()
+    out = {"masks": masks, "masks_sub": masks / "filled", "input_sub": photos / "filled"}[out_of]
+    code = cli.main(["fill", "--input", str(photos), "--masks", str(masks), "--out", str(out),
+                     "--overwrite"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "would be overwritten" in err
+    assert ("--masks folder" in err) == out_of.startswith("masks")
+    assert (masks / "a.png").read_bytes() == before
+    assert sorted(p.name for p in masks.iterdir()) == ["a.png"]
+
+
+def test_whole_image_mask_is_refused_with_one_line(tmp_path, photo, capsys):
+    src = _write_photo(tmp_path / "p.png", photo)
+    Image.new("L", (photo.shape[1], photo.shape[0]), 255).save(tmp_path / "all.png")
+    assert cli.main(["fill", str(src), "--mask", str(tmp_path / "all.png")]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: the mask covers the whole image: there are no known pixels to fill " \
+                  "it from (leave part of the photo unmasked)\n"
+    assert not (tmp_path / "p_filled.png").exists()
+
+
+def test_multi_page_tiff_note_is_printed(tmp_path, photo, capsys):
+    pages = [Image.fromarray(photo), Image.fromarray(photo)]
+    pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
+    _write_mask(tmp_path / "m.png", photo.shape[:2])
+    assert cli.main(["fill", str(tmp_path / "scan.tif"), "--mask", str(tmp_path / "m.png")]) == 0
+    assert "note: scan.tif has 2 pages; only the first is edited and saved" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs here")
+@pytest.mark.timeout(30)
+def test_fifo_as_mask_fails_at_once(tmp_path, photo, capsys):
+    import os
+
+    src = _write_photo(tmp_path / "p.png", photo)
+    os.mkfifo(tmp_path / "pipe.png")
+    assert cli.main(["fill", str(src), "--mask", str(tmp_path / "pipe.png")]) == 1
+    assert "pipe.png: not a regular file" in capsys.readouterr().err
+
+
+def test_sigterm_exits_143_with_one_line(monkeypatch, capsys):
+    from inpaint_studio.termination import Terminated
+
+    def killed(args):
+        raise Terminated("terminated by signal 15")
+
+    monkeypatch.setattr(cli, "_run_engines", killed)
+    import signal
+
+    saved = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        assert cli.main(["engines"]) == 143
+        from inpaint_studio import termination
+
+        assert signal.getsignal(signal.SIGTERM) is termination._raise_terminated
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+    assert capsys.readouterr().err == "error: terminated\n"
+
+
+def test_old_torch_is_named_in_one_line_at_start(monkeypatch, capsys):
+    from inpaint_studio import torch_check
+
+    monkeypatch.setattr(torch_check, "installed_torch_version", lambda: "2.5.1+cpu")
+    monkeypatch.setattr(cli, "unsafe_torch_warning", torch_check.unsafe_torch_warning)
+    assert cli.main(["engines"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["warning: torch 2.5.1+cpu can be made to run code while loading a checkpoint "
+                   "(CVE-2025-32434); install torch>=2.6"]
+    assert torch_check.unsafe_torch_warning("2.6.0") == "" and torch_check.unsafe_torch_warning("2.13.0+cpu") == ""

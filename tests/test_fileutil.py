@@ -109,3 +109,95 @@ def test_data_is_fsynced_before_the_rename(tmp_path, monkeypatch):
                         lambda a, b: (events.append("replace"), real_replace(a, b)))
     atomic_write(tmp_path / "a", lambda f: f.write(b"x"))
     assert events[:2] == ["fsync", "replace"]
+
+
+# ----------------------------------------------------------------------------- issue 13
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temps_of_killed_writers_are_removed_at_the_next_write(tmp_path, monkeypatch):
+    monkeypatch.setattr(fileutil, "_CLEANED", set())
+    dead = tmp_path / f".photo.png.{_dead_pid()}-0123abcd.tmp"
+    live = tmp_path / f".last.pt.{os.getppid()}-89abcdef.tmp"  # a writer still running
+    old_style = tmp_path / ".best.pt.deadbeef.tmp"
+    fresh_old_style = tmp_path / ".other.pt.cafebabe.tmp"
+    others = [tmp_path / ".notes.tmp", tmp_path / "photo.0123abcd.tmp", tmp_path / "keep.png",
+              tmp_path / ".x.relay.tmp"]
+    for f in [dead, live, old_style, fresh_old_style, *others]:
+        f.write_bytes(b"partial")
+    hour_ago = os.path.getmtime(old_style) - 3600
+    os.utime(old_style, (hour_ago, hour_ago))
+
+    atomic_write(tmp_path / "result.png", lambda f: f.write(b"done"))
+
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([live.name, fresh_old_style.name, "result.png", *(o.name for o in others)])
+
+
+def test_temp_of_a_live_pid_is_removed_after_a_day(tmp_path):
+    stuck = tmp_path / f".a.png.{os.getppid()}-00000000.tmp"
+    stuck.write_bytes(b"")
+    now = os.path.getmtime(stuck)
+    assert fileutil.remove_stale_temps(tmp_path, now=now + 3600) == []
+    assert fileutil.remove_stale_temps(tmp_path, now=now + fileutil.STALE_AFTER_SECONDS + 1) == [stuck]
+
+
+def test_read_only_folder_message_names_the_destination(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def refuse(path, *args, **kwargs):
+        if str(path).endswith(".tmp"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(fileutil.os, "open", refuse)
+    with pytest.raises(PermissionError) as err:
+        atomic_write(tmp_path / "out.jpg", lambda f: f.write(b"x"))
+    assert str(err.value) == f"cannot write {tmp_path / 'out.jpg'}: Permission denied"
+    assert err.value.errno == 13 and ".tmp" not in str(err.value)
+
+
+def test_full_disk_message_names_the_file_and_removes_the_temp(tmp_path):
+    import errno
+
+    def fill_up(f):
+        f.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as err:
+        atomic_write(tmp_path / "last.pt", fill_up)
+    assert str(err.value) == f"cannot write {tmp_path / 'last.pt'}: No space left on device"
+    assert err.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == []
+
+
+def test_sigterm_mid_write_unwinds_like_ctrl_c_and_leaves_no_temp(tmp_path):
+    import signal
+
+    from inpaint_studio.termination import Terminated, exit_status, terminate_like_interrupt
+
+    target = tmp_path / "last.pt"
+    target.write_bytes(b"previous")
+    saved = signal.getsignal(signal.SIGTERM)
+    try:
+        assert terminate_like_interrupt()
+
+        def killed_half_way(f):
+            f.write(b"half")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        with pytest.raises(KeyboardInterrupt) as caught:
+            atomic_write(target, killed_half_way)
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+    assert isinstance(caught.value, Terminated) and exit_status(caught.value) == 143
+    assert exit_status(KeyboardInterrupt()) == 130
+    assert os.listdir(tmp_path) == ["last.pt"] and target.read_bytes() == b"previous"

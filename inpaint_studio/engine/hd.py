@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Iterator
 import cv2
 import numpy as np
 
-from .request import CancelToken, FillRequest, FillStage, Stopwatch
+from .request import CancelToken, FillRequest, FillStage, InvalidRequest, Stopwatch
 
 if TYPE_CHECKING:
     from .base import AttentionSource, CoreStage, Engine
@@ -348,6 +348,11 @@ class CropAttention:
         return None
 
 
+# Why a mask that covers every pixel is refused (the same for every engine, CLI and app).
+WHOLE_IMAGE_HOLE = ("the mask covers the whole image: there are no known pixels to fill it "
+                    "from (leave part of the photo unmasked)")
+
+
 def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = None) -> Iterator[FillStage]:
     """Fill ``request`` with ``engine`` through the request's HD strategy.
 
@@ -366,6 +371,9 @@ def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = 
         yield FillStage("final", request.image.copy(), clock(), request.request_id, final=True,
                         extras={"changed": (slice(0, 0), slice(0, 0))})
         return
+    if window.hole.shape == window.image_shape and window.hole.all():
+        # Every engine fills from known pixels; with none, each would invent a flat colour.
+        raise InvalidRequest(WHOLE_IMAGE_HOLE)
 
     regions = plan_regions(window, request, engine)
     stage_count = len(engine.stage_names)
