@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QStyle, QWidget
 
 
 def _drawn_icon(kind: str) -> QIcon:
-    """Small tool icons drawn with QPainter: brush, eraser, pen, probe, compare, fill."""
+    """Small tool icons drawn with QPainter: brush, eraser, pen, probe, compare, fill, and
+    undo / redo as curved arrows (the style's straight arrows read as back and forward)."""
     pix = QPixmap(32, 32)
     pix.fill(Qt.GlobalColor.transparent)
     p = QPainter(pix)
@@ -45,6 +46,18 @@ def _drawn_icon(kind: str) -> QIcon:
         p.drawRect(QRectF(16, 7, 12, 18))
         p.setPen(QPen(QColor(250, 250, 250), 2))
         p.drawLine(QPointF(16, 3), QPointF(16, 29))
+    elif kind in ("undo", "redo"):
+        # An arc over the top with an arrow head at its end: turning back (undo, heading
+        # left) or forward again (redo, mirrored).
+        if kind == "redo":
+            p.translate(32, 0)
+            p.scale(-1, 1)
+        pen = QPen(QColor(225, 225, 230), 3, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap)
+        p.setPen(pen)
+        p.drawArc(QRectF(7, 8, 20, 18), 0 * 16, 200 * 16)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(225, 225, 230))
+        p.drawPolygon([QPointF(2, 17), QPointF(14, 17), QPointF(8, 26)])
     elif kind == "fill":
         p.setBrush(QColor(90, 200, 120))
         p.setPen(Qt.PenStyle.NoPen)
@@ -75,6 +88,9 @@ class Actions:
     redo_alt: QAction
     clear_mask: QAction
     clear_sketch: QAction
+    grow_mask: QAction
+    shrink_mask: QAction
+    fill_gaps: QAction
     brush: QAction
     eraser: QAction
     pen: QAction
@@ -129,11 +145,15 @@ def build_actions(owner: QWidget) -> Actions:
         preferences=act("Pre&ferences…", QKeySequence.StandardKey.Preferences),
         finetune=act("Fine-tune a model…", tip="Train a model on your own photos"),
         quit=act("&Quit", QKeySequence.StandardKey.Quit),
-        undo=act("&Undo", "Ctrl+Z", style.standardIcon(sp.SP_ArrowBack), "Undo"),
-        redo=act("&Redo", "Ctrl+Shift+Z", style.standardIcon(sp.SP_ArrowForward), "Redo"),
+        undo=act("&Undo", "Ctrl+Z", _drawn_icon("undo"), "Undo"),
+        redo=act("&Redo", "Ctrl+Shift+Z", _drawn_icon("redo"), "Redo"),
         redo_alt=act("Redo", "Ctrl+Y"),
         clear_mask=act("Clear &mask", "Ctrl+Backspace", tip="Clear the hole mask"),
         clear_sketch=act("Clear s&ketch", "Ctrl+Shift+Backspace", tip="Clear the sketch lines"),
+        grow_mask=act("&Grow mask…", "Ctrl+Alt+]", tip="Grow the hole by a number of pixels"),
+        shrink_mask=act("S&hrink mask…", "Ctrl+Alt+[", tip="Shrink the hole by a number of pixels"),
+        fill_gaps=act("Fill &enclosed gaps", "Ctrl+Alt+G",
+                      tip="Add the unmasked islands the hole surrounds to the hole"),
         brush=act("&Brush", "B", _drawn_icon("brush"), "Brush: paint what to remove", True),
         eraser=act("&Eraser", "E", _drawn_icon("eraser"), "Eraser: shrink the hole", True),
         pen=act("&Sketch pen", "S", _drawn_icon("pen"), "Sketch pen: guide lines inside the hole", True),
@@ -141,7 +161,8 @@ def build_actions(owner: QWidget) -> Actions:
                   "Click a filled pixel to see where a deep model borrowed it from", True),
         smaller=act("Smaller brush", "["),
         larger=act("Larger brush", "]"),
-        zoom_in=act("Zoom &in", QKeySequence.StandardKey.ZoomIn),
+        # Ctrl+= as in Photoshop, GIMP and Krita (the standard key is Ctrl++, which needs Shift).
+        zoom_in=act("Zoom &in", [*QKeySequence.keyBindings(QKeySequence.StandardKey.ZoomIn), "Ctrl+="]),
         zoom_out=act("Zoom &out", QKeySequence.StandardKey.ZoomOut),
         fit=act("&Fit to window", "Ctrl+0"),
         actual_size=act("&100 %", "Ctrl+1"),

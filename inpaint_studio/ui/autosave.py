@@ -6,7 +6,9 @@ Several copies of the app may run at once, so each window writes its own file,
 ``<user data>/autosave/session-<pid>-<n>.npz``, and holds a lock file beside it
 (``.lock``, a :class:`QLockFile` naming the process) for as long as it runs. A session file
 whose lock nobody holds, because its process died, is an orphan; at start the newest orphan
-is offered for restore. A running copy's file is never offered to another.
+is offered for restore. A running copy's file is never offered to another. A lock whose
+process died before its first autosave has no session file beside it; such stale locks are
+removed at start (:func:`remove_stale_locks`), so they do not pile up.
 """
 
 from __future__ import annotations
@@ -38,6 +40,25 @@ def _lock_for(session: Path) -> QLockFile:
     # recognised by its process id instead.
     lock.setStaleLockTime(0)
     return lock
+
+
+def remove_stale_locks(folder: Path | None = None) -> int:
+    """Delete ``session-*.lock`` files of dead processes that left no session file (a
+    session file's lock stays: it marks an orphan to offer for restore). Returns how many
+    were removed; a lock a live process holds is never touched."""
+    folder = folder or autosave_dir()
+    removed = 0
+    for lock_path in folder.glob("session*.lock"):
+        if lock_path.with_suffix(".npz").exists():
+            continue
+        lock = QLockFile(str(lock_path))
+        lock.setStaleLockTime(0)
+        # tryLock takes over a lock whose process is gone (QLockFile checks the pid on this
+        # host) and fails on a live one; unlock then deletes the file.
+        if lock.tryLock(0):
+            lock.unlock()
+            removed += 1
+    return removed
 
 
 @dataclass
@@ -80,6 +101,7 @@ class Autosaver(QObject):
 
     def __init__(self, interval_s: int, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        remove_stale_locks()
         self.path = autosave_dir() / f"session-{os.getpid()}-{next(_serial)}.npz"
         self._lock = _lock_for(self.path)
         self._lock.tryLock(0)  # a fresh name: only a dead process with our pid could hold it

@@ -11,15 +11,18 @@ from __future__ import annotations
 import enum
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter
+from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QWidget
 
-from ..document import Document, Layer, Rect, Tool, bounding_rect
+from ..document import EMPTY_RECT, Document, Layer, Rect, Tool, bounding_rect
 from .layer_items import BrushOutline, ImageLayerItem, SplitDivider
-from .qimage import heatmap_to_qimage, new_overlay, rgb_to_qimage, write_overlay, write_rgb
+from .qimage import MASK_RGBA, heatmap_to_qimage, new_overlay, rgb_to_qimage, write_overlay, write_rgb
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
+MIN_RADIUS, MAX_RADIUS = 0.5, 1000.0
+RADIUS_STEP = 0.25  # [ and ]: a quarter per press (40 -> 246 px in 8 presses)
+SPLIT_AFTER, SPLIT_BEFORE = "After (filled)", "Before"
 
 
 class CanvasTool(str, enum.Enum):
@@ -42,6 +45,9 @@ class CanvasView(QGraphicsView):
     unapplied result), ``stroke_finished(Rect)`` with the stroke's dirty rect,
     ``probe_clicked(x, y)`` in image pixels, ``files_dropped(list[str])``,
     ``zoom_changed(float)`` (1.0 = 100 %), ``radius_changed(float)``.
+
+    Shift or Ctrl + left drag with a painting tool resizes the brush (right: larger), as in
+    Krita and Photoshop. The before/after divider drags with any tool.
     """
 
     stroke_started = Signal()
@@ -80,6 +86,10 @@ class CanvasView(QGraphicsView):
         self._space_down = False
         self._showing_original = False
         self._last_pointer = QPointF()
+        self._resizing: tuple[float, float] | None = None  # (press x in the viewport, radius)
+        self._dragging_divider = False
+        self.mask_rgba: tuple[int, int, int, int] = MASK_RGBA
+        self.result_hole: np.ndarray | None = None  # bool (H, W): the shown result's hole
 
     # ------------------------------------------------------------------ document
     def set_document(self, document: Document | None) -> None:
@@ -90,13 +100,14 @@ class CanvasView(QGraphicsView):
                 scene.removeItem(item)
         self.photo_item = self.overlay_item = self.result_item = self.heatmap_item = None
         self.divider = None
+        self.result_hole = None
         self.document = document
         if document is None:
             return
         w, h = document.width, document.height
         self.photo_item = ImageLayerItem(rgb_to_qimage(document.image), z=0)
         self.overlay_item = ImageLayerItem(new_overlay(w, h), z=20)
-        write_overlay(self.overlay_item.image, document.mask, document.sketch, document.full_rect)
+        self._write_overlay(document.full_rect)
         for item in (self.photo_item, self.overlay_item):
             scene.addItem(item)
         margin = 0.02 * max(w, h)
@@ -108,8 +119,19 @@ class CanvasView(QGraphicsView):
         if self.document is None or self.overlay_item is None:
             return
         rect = rect.clip(self.document.width, self.document.height)
-        write_overlay(self.overlay_item.image, self.document.mask, self.document.sketch, rect)
+        self._write_overlay(rect)
         self.overlay_item.refresh(rect)
+
+    def _write_overlay(self, rect: Rect) -> None:
+        write_overlay(self.overlay_item.image, self.document.mask, self.document.sketch, rect,
+                      self.mask_rgba, self.result_hole)
+
+    def set_overlay_style(self, rgb: tuple[int, int, int], opacity: float) -> None:
+        """Colour (RGB 0-255) and opacity (0-1) of the painted hole; redraws the overlay."""
+        alpha = int(round(255 * min(1.0, max(0.0, opacity))))
+        self.mask_rgba = (int(rgb[0]), int(rgb[1]), int(rgb[2]), alpha)
+        if self.document is not None:
+            self.refresh_layers(self.document.full_rect)
 
     def refresh_image(self, rect: Rect) -> None:
         """Redraw ``rect`` of the photo from the document (after a fill was applied or undone)."""
@@ -120,15 +142,25 @@ class CanvasView(QGraphicsView):
         self.photo_item.refresh(rect)
 
     # -------------------------------------------------------------------- result
-    def show_result(self, rgb: np.ndarray | None, changed: Rect | None = None) -> None:
+    def show_result(self, rgb: np.ndarray | None, changed: Rect | None = None,
+                    hole: np.ndarray | None = None) -> None:
         """Show a fill result (RGB uint8, the document's size) over the photo, or remove it.
 
         changed: the rectangle where the result differs from the photo (default: all of
         it); only that part is converted and drawn, which keeps a 12-megapixel result cheap.
+        hole: ``bool`` ``(H, W)``, the hole the result fills: the mask overlay leaves it
+        uncovered, so the result shows while strokes painted since stay visible.
         """
         if self.result_item is not None:
             self.scene().removeItem(self.result_item)
             self.result_item = None
+        old_hole, self.result_hole = self.result_hole, (hole if rgb is not None else None)
+        if self.overlay_item is not None and (old_hole is not None or self.result_hole is not None):
+            box = EMPTY_RECT
+            for plane in (old_hole, self.result_hole):
+                if plane is not None:
+                    box = box.union(bounding_rect(plane))
+            self.refresh_layers(box)
         if rgb is None:
             self.set_split(False)
             self.show_heatmap(None)
@@ -177,6 +209,44 @@ class CanvasView(QGraphicsView):
         if self.result_item is not None:
             self.result_item.split_x = x
             self.result_item.update()
+        self.viewport().update()  # the side labels follow the divider
+
+    def split_labels(self) -> list[tuple[str, QRect]]:
+        """The compare view's side labels and their boxes in viewport pixels: "After" just
+        left of the divider, "Before" just right of it, near the top; empty without a split."""
+        if self.divider is None:
+            return []
+        metrics = QFontMetrics(self._label_font())
+        x = self.mapFromScene(QPointF(self.divider.pos().x(), 0)).x()
+        top = max(8, self.mapFromScene(QPointF(0, 0)).y() + 8)
+        pad, gap = 6, 10
+        boxes = []
+        for text, left_side in ((SPLIT_AFTER, True), (SPLIT_BEFORE, False)):
+            w, h = metrics.horizontalAdvance(text) + 2 * pad, metrics.height() + pad
+            x0 = x - gap - w if left_side else x + gap
+            boxes.append((text, QRect(int(x0), int(top), int(w), int(h))))
+        return boxes
+
+    def _label_font(self) -> QFont:
+        font = QFont(self.font())
+        font.setBold(True)
+        return font
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        super().drawForeground(painter, rect)
+        labels = self.split_labels()
+        if not labels or self._showing_original:
+            return
+        painter.save()
+        painter.resetTransform()  # viewport pixels: the labels keep their size at any zoom
+        painter.setFont(self._label_font())
+        for text, box in labels:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(0, 0, 0, 170))
+            painter.drawRoundedRect(QRectF(box), 4, 4)
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
 
     def show_original(self, on: bool) -> None:
         """While on (Tab held) the photo shows without result, mask or heat map."""
@@ -188,9 +258,11 @@ class CanvasView(QGraphicsView):
         if self.result_item is not None:
             self.result_item.setVisible(not original)
         if self.overlay_item is not None:
-            # With a result shown, the translucent hole would hide what is being judged, and
-            # the split view's "before" side is the plain photo.
-            self.overlay_item.setVisible(not original and self.result_item is None)
+            # The result's own hole is left out of the overlay (see show_result); strokes
+            # painted since it was asked for stay visible. A result shown without its hole
+            # hides the whole overlay, which would cover what is being judged.
+            self.overlay_item.setVisible(not original and (self.result_item is None
+                                                           or self.result_hole is not None))
         if self.heatmap_item is not None:
             self.heatmap_item.setVisible(not original)
 
@@ -223,14 +295,14 @@ class CanvasView(QGraphicsView):
     def set_radius(self, radius: float) -> None:
         if not self.tool.paints:
             return
-        self.radii[self.tool] = float(min(500.0, max(0.5, radius)))
+        self.radii[self.tool] = float(min(MAX_RADIUS, max(MIN_RADIUS, radius)))
         self._update_outline(self._last_pointer)
         self.radius_changed.emit(self.radius)
 
     def grow_radius(self, steps: int) -> None:
-        """``[`` / ``]``: about 15 % per step, at least 1 px."""
+        """``[`` / ``]``: :data:`RADIUS_STEP` of the radius per step, at least 1 px."""
         r = self.radius
-        self.set_radius(r + steps * max(1.0, r * 0.15))
+        self.set_radius(r + steps * max(1.0, r * RADIUS_STEP))
 
     # ------------------------------------------------------------------ zoom
     @property
@@ -277,8 +349,15 @@ class CanvasView(QGraphicsView):
         if button != Qt.MouseButton.LeftButton or self.document is None:
             super().mousePressEvent(event)
             return
-        if self.divider is not None and self.itemAt(event.position().toPoint()) is self.divider:
+        # Every item under the pointer, not the topmost: the brush outline sits above the
+        # divider and would otherwise turn a divider drag into a stroke.
+        if self.divider is not None and self.divider in self.items(event.position().toPoint()):
+            self._dragging_divider = True
             super().mousePressEvent(event)  # drag the before/after divider
+            return
+        resize = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
+        if self.tool.paints and event.modifiers() & resize:
+            self._resizing = (event.position().x(), self.radius)
             return
         x, y = self._image_point(event)
         if self.tool is CanvasTool.PROBE:
@@ -291,6 +370,12 @@ class CanvasView(QGraphicsView):
         self.refresh_layers(self.document.extend_stroke([(x, y)]))
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._resizing is not None:
+            x0, r0 = self._resizing
+            # One screen pixel of drag moves the outline's edge by one screen pixel; the
+            # outline stays where the drag started.
+            self.set_radius(r0 + (event.position().x() - x0) / max(self.zoom, 1e-6))
+            return
         self._last_pointer = self.mapToScene(event.position().toPoint())
         if self._panning is not None:
             delta = event.position() - self._panning
@@ -309,6 +394,11 @@ class CanvasView(QGraphicsView):
             self._panning = None
             self.set_tool(self.tool)  # restores the tool's cursor
             return
+        if self._resizing is not None and event.button() == Qt.MouseButton.LeftButton:
+            self._resizing = None
+            return
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._dragging_divider = False
         if event.button() == Qt.MouseButton.LeftButton and self.document is not None and self.document.stroking:
             rect = self.document.end_stroke()
             self.stroke_finished.emit(rect)

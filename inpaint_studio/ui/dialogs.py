@@ -6,17 +6,25 @@ Message boxes go through these functions so tests can patch one place.
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QInputDialog,
     QMessageBox,
     QSpinBox,
     QWidget,
 )
 
 from ..engine import STRATEGIES
-from .settings import Preferences
+from .settings import PRECISIONS, TEXTURES, Preferences
+
+OVERLAY_COLORS = (("#ff3030", "Red"), ("#30d0ff", "Cyan"), ("#40ff40", "Green"),
+                  ("#ff40ff", "Magenta"), ("#ffe030", "Yellow"), ("#3050ff", "Blue"))
+PRECISION_TEXT = {"auto": "Automatic (bf16 where the CPU or GPU is fast at it)",
+                  "fp32": "Full precision (fp32)", "bf16": "bfloat16 (faster, slightly less exact)"}
+TEXTURE_TEXT = {"none": "Off", "patchmatch": "PatchMatch texture after a deep model"}
 
 STRATEGY_TEXT = {
     "crop": "Crop around each hole (best for large photos)",
@@ -37,19 +45,43 @@ def confirm(parent: QWidget | None, title: str, text: str, yes_text: str = "Yes"
     return box.clickedButton() is yes
 
 
-def ask_restore(parent: QWidget | None) -> bool:
-    """After a crash: restore the autosaved session?"""
+def ask_restore(parent: QWidget | None, photo: str, saved_at: str) -> bool:
+    """After a crash: restore the autosaved session of ``photo`` (a file name, or "a
+    pasted image") saved at ``saved_at`` (a readable time)?"""
     return QMessageBox.question(
         parent, "Restore session",
-        "Inpaint Studio did not close cleanly last time.\nRestore the autosaved session "
-        "(photo, mask, sketch and applied fills)?",
+        f"Inpaint Studio did not close cleanly last time.\nRestore {photo} as autosaved at "
+        f"{saved_at} (photo, mask, sketch and applied fills)?",
     ) == QMessageBox.StandardButton.Yes
 
 
-def ask_discard_changes(parent: QWidget | None, lost: list[str]) -> bool:
-    """Ask before dropping ``lost`` (phrases such as "the painted mask")."""
-    listed = lost[0] if len(lost) == 1 else ", ".join(lost[:-1]) + " and " + lost[-1]
-    return confirm(parent, "Discard changes?", f"This photo has {listed}. Discard them?", "Discard")
+def _listed(lost: list[str]) -> str:
+    return lost[0] if len(lost) == 1 else ", ".join(lost[:-1]) + " and " + lost[-1]
+
+
+def ask_save_changes(parent: QWidget | None, lost: list[str], can_save: bool) -> str:
+    """Before replacing or closing a photo with unsaved work: ``"save"``, ``"discard"`` or
+    ``"cancel"``. ``can_save``: offer Save (the applied fills are what Save keeps; a mask or
+    an unapplied result is not saved into the photo, and the text says so)."""
+    text = f"This photo has {_listed(lost)}."
+    if can_save:
+        text += "\nSave writes the photo with its applied fills."
+    box = QMessageBox(QMessageBox.Icon.Question, "Save changes?", text, parent=parent)
+    save = box.addButton(QMessageBox.StandardButton.Save) if can_save else None
+    discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(save or discard)
+    box.exec()
+    clicked = box.clickedButton()
+    if save is not None and clicked is save:
+        return "save"
+    return "discard" if clicked is discard else "cancel"
+
+
+def ask_pixels(parent: QWidget | None, title: str, label: str, value: int = 4) -> int | None:
+    """A pixel amount typed by the user (1-500), or None when cancelled."""
+    amount, ok = QInputDialog.getInt(parent, title, label, value, 1, 500, 1)
+    return int(amount) if ok else None
 
 
 class PreferencesDialog(QDialog):
@@ -67,9 +99,38 @@ class PreferencesDialog(QDialog):
         self.resize_limit = self._spin(64, 8192, prefs.resize_limit, " px")
         self.autosave = self._spin(0, 3600, prefs.autosave_seconds, " s")
         self.autosave.setSpecialValueText("off")
+        self.grow = self._spin(0, 64, prefs.grow_before_fill, " px")
+        self.grow.setSpecialValueText("off")
+        self.grow.setToolTip("The hole a fill receives is grown by this much, so no half-masked "
+                             "fringe of the object is copied into it")
+        self.fill_gaps = QCheckBox("Fill small unmasked islands inside the hole")
+        self.fill_gaps.setChecked(prefs.fill_gaps_before_fill)
+        self.overlay_color = QComboBox()
+        for value, text in OVERLAY_COLORS:
+            self.overlay_color.addItem(text, value)
+        index = self.overlay_color.findData(prefs.overlay_color)
+        if index < 0:
+            self.overlay_color.addItem(prefs.overlay_color, prefs.overlay_color)
+            index = self.overlay_color.count() - 1
+        self.overlay_color.setCurrentIndex(index)
+        self.overlay_opacity = self._spin(5, 100, prefs.overlay_opacity, " %")
+        self.precision = QComboBox()
+        for name in PRECISIONS:
+            self.precision.addItem(PRECISION_TEXT[name], name)
+        self.precision.setCurrentIndex(max(0, self.precision.findData(prefs.precision)))
+        self.texture = QComboBox()
+        for name in TEXTURES:
+            self.texture.addItem(TEXTURE_TEXT[name], name)
+        self.texture.setCurrentIndex(max(0, self.texture.findData(prefs.texture)))
         form.addRow("HD strategy", self.strategy)
         form.addRow("Context around a hole", self.crop_margin)
         form.addRow("Resize to (longer side)", self.resize_limit)
+        form.addRow("Grow the hole before a fill", self.grow)
+        form.addRow("", self.fill_gaps)
+        form.addRow("Mask colour", self.overlay_color)
+        form.addRow("Mask opacity", self.overlay_opacity)
+        form.addRow("Deep model precision", self.precision)
+        form.addRow("Texture stage", self.texture)
         form.addRow("Autosave every", self.autosave)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -89,3 +150,9 @@ class PreferencesDialog(QDialog):
         prefs.crop_margin = self.crop_margin.value()
         prefs.resize_limit = self.resize_limit.value()
         prefs.autosave_seconds = self.autosave.value()
+        prefs.grow_before_fill = self.grow.value()
+        prefs.fill_gaps_before_fill = self.fill_gaps.isChecked()
+        prefs.overlay_color = self.overlay_color.currentData()
+        prefs.overlay_opacity = self.overlay_opacity.value()
+        prefs.precision = self.precision.currentData()
+        prefs.texture = self.texture.currentData()

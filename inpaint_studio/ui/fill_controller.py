@@ -4,22 +4,71 @@ the "where did this come from" attention probe."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import textwrap
 import time
 from typing import Callable
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QStandardItemModel
-from PySide6.QtWidgets import QComboBox
+from PySide6.QtWidgets import QComboBox, QLabel
 
 from .. import engine as engine_api
+from .. import mask_ops
 from ..document import Document, Rect
 from ..engine import AttentionSource, FillOptions, FillRequest, FillStage
 from .canvas import CanvasView
-from .settings import Preferences
+from .settings import AUTO_GAP_FRACTION, Preferences
 from .worker import FillJob, FillService, StageUpdate
 
 DEVICE_CHOICES = (("auto", "Auto"), ("cpu", "CPU"), ("gpu", "GPU"))
+
+
+def wrapped(text: str, width: int = 60) -> str:
+    """A tooltip broken into lines of at most ``width`` characters (a long reason in one
+    line runs off the screen's edge)."""
+    return "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
+
+
+def uses_sketch(info) -> bool:
+    """Whether the engine row's engine follows sketch lines (``EngineInfo.uses_sketch``
+    when the registry reports it; classical engines never do)."""
+    return bool(getattr(info, "uses_sketch", False))
+
+
+def has_attention(info) -> bool:
+    """Whether the engine can show where a pixel came from (``EngineInfo.has_attention``
+    when reported, else: deep engines)."""
+    return bool(getattr(info, "has_attention", info.kind == "deep"))
+
+
+def explain_engine(selected, infos: list, default_name: str, chosen: bool) -> str:
+    """One line for the label beside the engine selector: which engine will run and why.
+
+    selected: the selected row (None: none can run); infos: every row; default_name: the
+    registry's default among them; chosen: the user picked ``selected`` themselves.
+    """
+    if selected is None:
+        return "No engine can run here."
+    if chosen and selected.name != default_name:
+        why = "your choice"
+    elif selected.kind == "deep":
+        why = "the default deep model"
+    else:
+        why = "the default"
+    deep = [i for i in infos if i.kind == "deep" and i.name != selected.name]
+    notes = []
+    if selected.kind != "deep" and deep:
+        first = deep[0]
+        if not first.availability:
+            reason = first.availability.reason.split(":")[0].split(";")[0].strip()
+            notes.append(f"{first.title} cannot run: {reason}")
+        elif "in training" in first.title.lower():
+            notes.append(f"{first.title} can be chosen; not the default yet")
+    line = f"Runs {selected.title} ({why})"
+    return line + (" — " + "; ".join(notes) if notes else "")
 
 
 def gpu_device() -> str | None:
@@ -36,6 +85,13 @@ def gpu_device() -> str | None:
     return None
 
 
+def stage_precision(stage: FillStage) -> str:
+    """The precision a stage ran in (``fp32``, ``bf16``...) when the engine reports it
+    (``FillStage.precision`` or ``extras["precision"]``), else ""."""
+    value = getattr(stage, "precision", None) or stage.extras.get("precision")
+    return str(value) if value else ""
+
+
 class FillController(QObject):
     """Owns the fill state of the window.
 
@@ -48,6 +104,8 @@ class FillController(QObject):
     result_changed = Signal(bool)
     busy_changed = Signal(bool)
     applied = Signal(object)
+    engine_changed = Signal(object)  # the selected EngineInfo row, or None
+    progress = Signal(float, str)  # fraction in [0, 1] (or -1: unknown), text with an estimate
 
     def __init__(self, canvas: CanvasView, prefs: Preferences, service: FillService,
                  engine_lister: Callable[[str], list] | None = None,
@@ -64,6 +122,10 @@ class FillController(QObject):
         self.engine_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.engine_box.view().setMinimumWidth(280)
         self.engine_box.setToolTip("Fill engine: deep models and classical methods")
+        self.engine_note = QLabel()  # which engine will run and why, in plain sight
+        self.engine_note.setObjectName("engine_note")
+        self._infos: list = []
+        self._chosen = False  # the user picked the engine (not the default)
         self.device_box = QComboBox()
         self.device_box.setToolTip("Where deep models run")
         self._gpu = gpu_device()
@@ -79,6 +141,8 @@ class FillController(QObject):
 
         self.result: FillStage | None = None
         self.result_rect: Rect | None = None  # where the shown result differs from the photo
+        self.result_hole: np.ndarray | None = None  # bool (H, W): the hole the result fills
+        self._holes: dict[int, np.ndarray] = {}  # request id -> the hole it was asked for
         self.stages_seen: list[tuple[int, str]] = []  # (request id, stage name) shown
         self.stale_dropped = 0
         self._timings: list[str] = []
@@ -88,6 +152,8 @@ class FillController(QObject):
         service.worker.stage_ready.connect(self._on_stage)
         service.worker.failed.connect(self._on_failed)
         service.worker.finished.connect(self._on_finished)
+        if hasattr(service.worker, "progressed"):
+            service.worker.progressed.connect(self._on_progress)
 
     # ---------------------------------------------------------------- selectors
     @property
@@ -123,8 +189,29 @@ class FillController(QObject):
         index = self.engine_box.findData(keep)
         if index < 0 or not model.item(index).isEnabled():
             index = self._default_index(infos)
+        self._infos = infos
         self.engine_box.setCurrentIndex(index)
         self.engine_box.blockSignals(False)
+        self._chosen = bool(self.prefs.engine) and self.engine_name == self.prefs.engine \
+            and self.engine_name != engine_api.default_engine_among(infos)
+        self._describe_engine()
+
+    @property
+    def engine_info(self):
+        """The selected engine's row (``EngineInfo``), or None."""
+        for info in self._infos:
+            if info.name == self.engine_name:
+                return info
+        return None
+
+    def _describe_engine(self) -> None:
+        info = self.engine_info
+        default = engine_api.default_engine_among(self._infos)
+        self.engine_note.setText(explain_engine(info, self._infos, default, self._chosen))
+        reasons = [f"{i.title}: {i.availability.reason if not i.availability else i.description}"
+                   for i in self._infos if i.kind == "deep"]
+        self.engine_note.setToolTip(wrapped("\n".join(reasons)) if reasons else "")
+        self.engine_changed.emit(info)
 
     def _default_index(self, infos: list) -> int:
         # From the rows just listed: no second model discovery, nothing to swallow.
@@ -137,6 +224,8 @@ class FillController(QObject):
 
     def _engine_changed(self) -> None:
         self.prefs.engine = self.engine_name
+        self._chosen = True
+        self._describe_engine()
 
     def _device_changed(self) -> None:
         self.prefs.device = self.device_box.currentData()
@@ -155,28 +244,70 @@ class FillController(QObject):
         if not self.engine_name:
             self.status.emit("No fill engine is available.")
             return None
-        options = FillOptions(strategy=self.prefs.strategy, crop_margin=self.prefs.crop_margin,
-                              resize_limit=self.prefs.resize_limit, device=self.device,
-                              attention=attention)
+        options = FillOptions(**self._option_values(attention))
         # Copies: the worker reads them while the user may keep painting or undoing.
-        sketch = document.sketch_in_hole() if document.sketch.any() else None
-        if sketch is not None and not sketch.any():
-            sketch = None  # every line is outside the hole: no guidance
-        request = FillRequest(document.image.copy(), document.mask.copy(), sketch, options,
+        mask, prepared = self.prepared_mask(document)
+        sketch = None
+        if document.sketch.any():
+            sketch = np.where(mask > 127, document.sketch, 0).astype(np.uint8)
+            if not sketch.any():
+                sketch = None  # every line is outside the hole: no guidance
+        request = FillRequest(document.image.copy(), mask, sketch, options,
                               request_id=self.service.next_request_id())
+        self._holes = {request.request_id: mask > 127}
         self._timings = []
         self._t0 = time.perf_counter()
         self.service.submit(FillJob(request, self.engine_name, self.device))
         self.busy_changed.emit(True)
-        self.status.emit(f"Filling with {self.engine_box.currentText()}…  (Esc cancels)")
+        self.status.emit(f"Filling with {self.engine_box.currentText()}{prepared}…  (Esc cancels)")
         return request.request_id
+
+    def _option_values(self, attention: bool) -> dict:
+        values = dict(strategy=self.prefs.strategy, crop_margin=self.prefs.crop_margin,
+                      resize_limit=self.prefs.resize_limit, device=self.device, attention=attention)
+        # precision / texture: engine options that arrive with other parts of the engine
+        # API; passed only when this FillOptions knows them.
+        known = {f.name for f in dataclasses.fields(FillOptions)}
+        for name in ("precision", "texture"):
+            if name in known:
+                values[name] = getattr(self.prefs, name)
+        return values
+
+    def prepared_mask(self, document: Document) -> tuple[np.ndarray, str]:
+        """The hole a fill receives (``uint8`` ``(H, W)``, a new array): the document's mask
+        with small enclosed gaps filled and grown by the preference's pixels; and a note for
+        the status line saying what was added (empty when nothing)."""
+        gap_area = int(AUTO_GAP_FRACTION * document.width * document.height) \
+            if self.prefs.fill_gaps_before_fill else None
+        mask = mask_ops.prepare_for_fill(document.mask, self.prefs.grow_before_fill, gap_area)
+        notes = []
+        if gap_area:
+            gaps = mask_ops.enclosed_gaps(document.mask, gap_area)
+            if gaps.any():
+                notes.append("gaps in the hole filled")
+        if self.prefs.grow_before_fill:
+            notes.append(f"hole grown {self.prefs.grow_before_fill} px")
+        return mask, (" (" + ", ".join(notes) + ")" if notes else "")
 
     def cancel(self) -> bool:
         if self.service.cancel():
             self.busy_changed.emit(False)
+            self.progress.emit(-1.0, "")
             self.status.emit("Fill cancelled.")
             return True
         return False
+
+    def _on_progress(self, request_id: int, report) -> None:
+        """A progress report of the running fill (an ``engine.FillProgress``): the bar, and
+        its text with an estimate of the time left."""
+        if not self.service.is_current(request_id):
+            return
+        fraction = min(1.0, max(0.0, float(report.fraction)))
+        eta = report.eta() if hasattr(report, "eta") else None
+        left = f"about {eta:.0f} s left" if eta is not None and fraction >= 0.05 \
+            and report.seconds > 0.5 and fraction < 1.0 else ""
+        text = ", ".join(part for part in (report.text, left) if part)
+        self.progress.emit(fraction, text)
 
     def _on_started(self, request_id: int, title: str) -> None:
         if self.service.is_current(request_id):
@@ -190,10 +321,12 @@ class FillController(QObject):
             return
         self.result = stage
         self.result_rect = update.changed
+        self.result_hole = self._holes.get(stage.request_id)
         self.stages_seen.append((stage.request_id, stage.name))
         self.canvas.show_heatmap(None)
-        self.canvas.show_result(stage.image, update.changed)
-        self._timings.append(f"{stage.name} {stage.seconds:.2f} s")
+        self.canvas.show_result(stage.image, update.changed, self.result_hole)
+        ran = stage_precision(stage)
+        self._timings.append(f"{stage.name} {stage.seconds:.2f} s" + (f" ({ran})" if ran else ""))
         note = stage.extras.get("note")
         tail = "  —  Apply (Enter) or Discard (Backspace); hold Tab for the original" if stage.final \
             else "  (preview; refining…)"
@@ -208,6 +341,7 @@ class FillController(QObject):
     def _on_finished(self, request_id: int) -> None:
         if not self.service.busy:
             self.busy_changed.emit(False)
+            self.progress.emit(-1.0, "")
 
     # ---------------------------------------------------------------- result
     @property
@@ -219,7 +353,8 @@ class FillController(QObject):
         if document is None or self.result is None:
             return False
         self.service.cancel()  # a refining stage must not replace what was just applied
-        rect = document.apply_fill(self.result.image, self.result_rect)
+        # Only the fill's own hole is cleared: strokes painted since wait for the next fill.
+        rect = document.apply_fill(self.result.image, self.result_rect, hole=self.result_hole)
         self._drop_result()
         self.canvas.refresh_image(rect)
         self.canvas.refresh_layers(rect)
@@ -238,6 +373,7 @@ class FillController(QObject):
     def _drop_result(self) -> None:
         self.result = None
         self.result_rect = None
+        self.result_hole = None
         self.canvas.show_result(None)
         self.result_changed.emit(False)
 

@@ -3,31 +3,47 @@ wires actions to the canvas, the document, the fill controller, files and autosa
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMenu, QProgressBar, QToolBar, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QProgressBar,
+    QSpinBox,
+    QToolBar,
+    QWidget,
+)
 
 from ..document import Document, Layer, Rect
 from ..engine import Engine
-from .. import imageio
+from .. import imageio, mask_ops
 from ..imageio import LoadedImage
 from .actions import build_actions
 from .autosave import Autosaver, claim_newest_orphan
-from .canvas import CanvasTool, CanvasView
-from .dialogs import PreferencesDialog, ask_discard_changes, ask_restore, show_error
+from .canvas import MAX_RADIUS, CanvasTool, CanvasView
+from .dialogs import PreferencesDialog, ask_pixels, ask_restore, ask_save_changes, show_error
+from .fill_controller import has_attention, uses_sketch
 from .files import FileController
 from .fill_controller import FillController
 from .settings import Preferences, open_settings, push_recent_file, recent_files
 from .train_dialog import FinetuneDialog
 from .worker import FillService
 
+PAINT_HINT = ("Fill (Ctrl+Enter) when the hole covers it all. Brush size: [ ], the Size box, or "
+              "Shift+drag.")
+WAITING_HINT = "New strokes wait for the next Fill; the result shown is for the earlier hole."
+PERSIST_DELAY_MS = 1000  # window geometry and brush size reach the settings this soon
+
 TOOL_HINTS = {
     CanvasTool.BRUSH: "Brush: paint over what to remove",
     CanvasTool.ERASER: "Eraser: shrink the hole",
-    CanvasTool.PEN: "Sketch pen: draw guide lines inside the hole",
+    CanvasTool.PEN: "Sketch pen: draw guide lines inside the hole (the selected model follows them)",
     CanvasTool.PROBE: "Where did this come from: click a filled pixel of a deep result",
 }
 
@@ -54,6 +70,13 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.canvas)
         self.canvas.radii[CanvasTool.BRUSH] = self.canvas.radii[CanvasTool.ERASER] = float(self.prefs.brush_radius)
         self.canvas.radii[CanvasTool.PEN] = float(self.prefs.pen_radius)
+        self.canvas.set_overlay_style(self.prefs.overlay_rgb(), self.prefs.overlay_opacity / 100)
+        # Kept in the settings while the app runs, not only at a clean exit, so that a crash
+        # keeps the window's place and the brush size.
+        self._persist_timer = QTimer(self)
+        self._persist_timer.setSingleShot(True)
+        self._persist_timer.setInterval(PERSIST_DELAY_MS)
+        self._persist_timer.timeout.connect(self.persist_settings)
         self.actions = build_actions(self)
         self.files = FileController(self)
         self.service = FillService(engine_getter, self)
@@ -82,12 +105,15 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel()
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.busy_bar = QProgressBar()
-        self.busy_bar.setRange(0, 0)  # indeterminate while a fill runs
-        self.busy_bar.setMaximumWidth(120)
+        self.busy_bar.setRange(0, 0)  # indeterminate until the engine reports progress
+        self.busy_bar.setMaximumWidth(160)
         self.busy_bar.hide()
+        self.progress_label = QLabel()  # e.g. "level 3 of 5, about 4 s left"
+        self.progress_label.hide()
         self.size_label = QLabel()
         self.zoom_label = QLabel()
         bar.addWidget(self.status_label, 1)
+        bar.addPermanentWidget(self.progress_label)
         bar.addPermanentWidget(self.busy_bar)
         bar.addPermanentWidget(self.size_label)
         bar.addPermanentWidget(self.zoom_label)
@@ -104,17 +130,28 @@ class MainWindow(QMainWindow):
         tools.setObjectName("tools_toolbar")
         for action in (a.brush, a.eraser, a.pen, a.probe):
             tools.addAction(action)
-        self.radius_label = QLabel()
-        self.radius_label.setToolTip("Brush size ([ smaller, ] larger)")
-        self.radius_label.setMinimumWidth(70)
-        tools.addWidget(self.radius_label)
+        # The brush's diameter in photo pixels: typed, stepped with [ ], or Shift+dragged.
+        self.brush_size = QSpinBox()
+        self.brush_size.setObjectName("brush_size")
+        self.brush_size.setRange(1, int(2 * MAX_RADIUS))
+        self.brush_size.setPrefix("Size ")
+        self.brush_size.setSuffix(" px")
+        self.brush_size.setKeyboardTracking(False)  # applied on Enter, not per digit
+        self.brush_size.setToolTip("Brush diameter in photo pixels ([ smaller, ] larger, or "
+                                   "Shift+drag on the photo)")
+        self.brush_size.valueChanged.connect(lambda v: self.canvas.set_radius(v / 2))
+        tools.addWidget(self.brush_size)
         self.addToolBar(tools)
 
+        # The fill bar gets a row of its own: the engine note beside the selector says
+        # which engine will run and why, in plain sight.
+        self.addToolBarBreak()
         fill = QToolBar("Fill", self)
         fill.setObjectName("fill_toolbar")
         fill.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         fill.addWidget(QLabel(" Engine "))
         fill.addWidget(self.fill.engine_box)
+        fill.addWidget(self.fill.engine_note)
         fill.addWidget(QLabel(" Device "))
         fill.addWidget(self.fill.device_box)
         for action in (a.fill, a.cancel, None, a.apply, a.discard, a.split):
@@ -134,17 +171,19 @@ class MainWindow(QMainWindow):
         file_menu.addMenu(self.recent_menu)
         self._rebuild_recent_menu()
         for action in (a.paste, None, a.save, a.save_as, None, a.import_mask, a.export_mask,
-                       a.import_sketch, a.export_sketch, None, a.copy_result, None, a.finetune,
+                       a.import_sketch, a.export_sketch, None, a.copy_result, None,
                        a.preferences, None, a.quit):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         edit = bar.addMenu("&Edit")
-        for action in (a.undo, a.redo, None, a.clear_mask, a.clear_sketch):
+        for action in (a.undo, a.redo, None, a.grow_mask, a.shrink_mask, a.fill_gaps, None,
+                       a.clear_mask, a.clear_sketch):
             edit.addSeparator() if action is None else edit.addAction(action)
         view = bar.addMenu("&View")
         for action in (a.zoom_in, a.zoom_out, a.fit, a.actual_size, None, a.split):
             view.addSeparator() if action is None else view.addAction(action)
         tools = bar.addMenu("&Tools")
-        for action in (a.brush, a.eraser, a.pen, a.probe, None, a.smaller, a.larger):
+        for action in (a.brush, a.eraser, a.pen, a.probe, None, a.smaller, a.larger, None,
+                       a.finetune):
             tools.addSeparator() if action is None else tools.addAction(action)
         fill = bar.addMenu("F&ill")
         for action in (a.fill, a.cancel, None, a.apply, a.discard):
@@ -171,6 +210,9 @@ class MainWindow(QMainWindow):
         a.redo_alt.triggered.connect(self.redo)
         a.clear_mask.triggered.connect(lambda: self._clear(Layer.MASK))
         a.clear_sketch.triggered.connect(lambda: self._clear(Layer.SKETCH))
+        a.grow_mask.triggered.connect(lambda: self.resize_mask(+1))
+        a.shrink_mask.triggered.connect(lambda: self.resize_mask(-1))
+        a.fill_gaps.triggered.connect(self.fill_mask_gaps)
         for action, tool in ((a.brush, CanvasTool.BRUSH), (a.eraser, CanvasTool.ERASER),
                              (a.pen, CanvasTool.PEN), (a.probe, CanvasTool.PROBE)):
             action.triggered.connect(lambda _=False, t=tool: self.set_tool(t))
@@ -186,14 +228,15 @@ class MainWindow(QMainWindow):
         a.apply.triggered.connect(lambda: self.fill.apply(self.document))
         a.discard.triggered.connect(self.fill.discard)
 
-        c.stroke_started.connect(self._on_stroke_started)
-        c.stroke_finished.connect(lambda rect: self._after_edit())
+        c.stroke_finished.connect(self._on_stroke_finished)
         c.probe_clicked.connect(self.fill.probe)
         c.files_dropped.connect(self.files.open_dropped)
         c.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
         c.radius_changed.connect(self._show_radius)
         self.fill.status.connect(self.show_status)
         self.fill.busy_changed.connect(self._on_busy)
+        self.fill.progress.connect(self._on_progress)
+        self.fill.engine_changed.connect(self._on_engine_changed)
         self.fill.result_changed.connect(lambda shown: self._sync_actions())
         self.fill.applied.connect(lambda rect: self._after_edit())
         self.autosaver.saved.connect(lambda path: self.statusBar().showMessage("Autosaved", 1500))
@@ -208,6 +251,11 @@ class MainWindow(QMainWindow):
         self.autosaver.watch(document)
         if document is not None:
             self.size_label.setText(f"{document.width} x {document.height}")
+            # The brush keeps its size relative to the photo, so it looks the same on a
+            # 12-megapixel photo as on a small one.
+            radius = max(1.0, self.prefs.brush_fraction * max(document.width, document.height))
+            self.canvas.radii[CanvasTool.BRUSH] = self.canvas.radii[CanvasTool.ERASER] = radius
+            self.canvas.radius_changed.emit(self.canvas.radius)
             name = Path(document.source_path).name if document.source_path else "the pasted image"
             self.show_status(f"Opened {name}. Paint over what to remove (B), then Fill (Ctrl+Enter).")
         self._after_edit()
@@ -233,10 +281,16 @@ class MainWindow(QMainWindow):
         return lost
 
     def confirm_discard(self) -> bool:
-        """True when the current document may be replaced: nothing would be lost, or the
-        user confirmed losing it."""
+        """True when the current document may be replaced: nothing would be lost, the user
+        saved it, or the user confirmed losing it."""
         lost = self.unsaved_work()
-        return not lost or ask_discard_changes(self, lost)
+        if not lost:
+            return True
+        can_save = bool(self.document.fill_count and self.document.modified)
+        answer = ask_save_changes(self, lost, can_save)
+        if answer == "save":
+            return self.files.save()
+        return answer == "discard"
 
     def remember_recent(self, path: str) -> None:
         push_recent_file(self.settings, path)
@@ -266,17 +320,76 @@ class MainWindow(QMainWindow):
         self.show_status(TOOL_HINTS[tool])
 
     def _show_radius(self, radius: float) -> None:
-        self.radius_label.setText(f" Size {2 * radius:.0f} px" if self.canvas.tool.paints else "")
+        self.brush_size.blockSignals(True)
+        self.brush_size.setValue(max(1, int(round(2 * radius))))
+        self.brush_size.blockSignals(False)
+        self.brush_size.setEnabled(self.canvas.tool.paints)
         if self.canvas.tool in (CanvasTool.BRUSH, CanvasTool.ERASER):
             self.prefs.brush_radius = int(round(radius))
             self.canvas.radii[CanvasTool.BRUSH] = self.canvas.radii[CanvasTool.ERASER] = radius
+            if self.document is not None:
+                self.prefs.brush_fraction = radius / max(self.document.width, self.document.height)
         elif self.canvas.tool is CanvasTool.PEN:
             self.prefs.pen_radius = max(1, int(round(radius)))
+        self._persist_timer.start()
 
-    def _on_stroke_started(self) -> None:
-        # New paint changes the request: an unapplied or pending result no longer matches.
-        if self.fill.has_result or self.service.busy:
-            self.fill.discard()
+    def _on_stroke_finished(self, rect: Rect) -> None:
+        # A running fill completes for its own hole and a shown result stays: new strokes
+        # wait for the next Fill. The status line says so instead of a stale message.
+        waiting = self.fill.has_result or self.service.busy
+        self.show_status(WAITING_HINT if waiting else PAINT_HINT)
+        self._after_edit()
+
+    def _on_engine_changed(self, info) -> None:
+        """Sketch pen and attention view only where the selected engine uses them."""
+        a = self.actions
+        sketches = info is not None and uses_sketch(info)
+        a.pen.setEnabled(sketches)
+        title = info.title if info is not None else "No engine"
+        a.pen.setToolTip("Sketch pen: guide lines inside the hole (S)" if sketches else
+                         f"Sketch pen: {title} ignores sketch lines; choose a model that "
+                         "follows them (S)")
+        attention = info is not None and has_attention(info)
+        a.probe.setEnabled(attention)
+        a.probe.setToolTip("Click a filled pixel to see where the model borrowed it from (A)"
+                           if attention else f"Where did this come from: {title} has no "
+                           "attention to show (A)")
+        if (self.canvas.tool is CanvasTool.PEN and not sketches) or \
+                (self.canvas.tool is CanvasTool.PROBE and not attention):
+            self.set_tool(CanvasTool.BRUSH)
+            self.show_status(f"{title} ignores sketch lines: the brush is back." if not sketches
+                             else f"{title} has no attention view: the brush is back.")
+
+    def resize_mask(self, direction: int) -> bool:
+        """Grow (+1) or shrink (-1) the hole by a number of pixels the user types, as one
+        undo step."""
+        doc = self.document
+        if doc is None or not doc.has_hole:
+            self.show_status("Paint a hole first (brush: B).")
+            return False
+        word = "Grow" if direction > 0 else "Shrink"
+        pixels = ask_pixels(self, f"{word} mask", f"{word} the hole by (px):",
+                            self.prefs.grow_before_fill or 4)
+        if pixels is None:
+            return False
+        plane = mask_ops.grow(doc.mask, pixels) if direction > 0 else mask_ops.shrink(doc.mask, pixels)
+        self.layers_changed(doc.set_layer(Layer.MASK, plane, kind=f"{word.lower()} mask"))
+        self.show_status(f"{word} the hole by {pixels} px (Ctrl+Z undoes).")
+        return True
+
+    def fill_mask_gaps(self) -> bool:
+        """Add the unmasked islands the hole surrounds to the hole, as one undo step."""
+        doc = self.document
+        if doc is None or not doc.has_hole:
+            self.show_status("Paint a hole first (brush: B).")
+            return False
+        gaps = mask_ops.enclosed_gaps(doc.mask)
+        if not gaps.any():
+            self.show_status("The hole has no enclosed gaps.")
+            return False
+        self.layers_changed(doc.set_layer(Layer.MASK, mask_ops.fill_gaps(doc.mask), kind="fill gaps"))
+        self.show_status(f"Filled {int(gaps.sum())} px of enclosed gaps (Ctrl+Z undoes).")
+        return True
 
     def undo(self) -> None:
         self._edit_history(self.document.undo if self.document else None)
@@ -287,8 +400,14 @@ class MainWindow(QMainWindow):
     def _edit_history(self, step) -> None:
         if step is None:
             return
-        if self.fill.has_result:
-            self.fill.discard()
+        doc = self.document
+        kind = doc.next_undo_kind if step == doc.undo else doc.next_redo_kind
+        if kind == "fill" and (self.fill.has_result or self.service.busy):
+            # The shown result was made on the photo as it is; undoing or redoing an applied
+            # fill under it would make it wrong, and dropping it would lose it.
+            self.show_status("Apply or Discard the shown result first, then undo or redo the "
+                             "applied fill.")
+            return
         rect = step()
         self.canvas.refresh_image(rect)
         self.canvas.refresh_layers(rect)
@@ -324,7 +443,9 @@ class MainWindow(QMainWindow):
         if doc is None:
             self.setWindowTitle("Inpaint Studio")
             return
-        name = Path(doc.source_path).name if doc.source_path else "Pasted image"
+        # After Save As the title names the file Ctrl+S now writes.
+        shown = self.files.save_path or doc.source_path
+        name = Path(shown).name if shown else "Pasted image"
         self.setWindowTitle(f"{name}{' *' if doc.modified else ''} — Inpaint Studio")
 
     def show_status(self, text: str) -> None:
@@ -332,7 +453,22 @@ class MainWindow(QMainWindow):
 
     def _on_busy(self, busy: bool) -> None:
         self.busy_bar.setVisible(busy)
+        if busy:
+            self.busy_bar.setRange(0, 0)
+        else:
+            self.progress_label.hide()
         self._sync_actions()
+
+    def _on_progress(self, fraction: float, text: str) -> None:
+        """The fill's progress: a filling bar once the engine reports a fraction (-1: none
+        now), and its text with an estimate of the time left."""
+        if fraction < 0 or not self.service.busy:
+            self.progress_label.hide()
+            return
+        self.busy_bar.setRange(0, 1000)
+        self.busy_bar.setValue(int(round(1000 * fraction)))
+        self.progress_label.setText(text)
+        self.progress_label.setVisible(bool(text))
 
     # ------------------------------------------------------------------ fill
     def start_fill(self) -> int | None:
@@ -342,9 +478,14 @@ class MainWindow(QMainWindow):
     def edit_preferences(self) -> None:
         dialog = PreferencesDialog(self.prefs, self)
         if dialog.exec():
-            dialog.apply_to(self.prefs)
-            self.prefs.save(self.settings)
-            self.autosaver.set_interval(self.prefs.autosave_seconds)
+            self.apply_preferences(dialog)
+
+    def apply_preferences(self, dialog: PreferencesDialog) -> None:
+        """Take the dialog's values: keep them and show their effect now."""
+        dialog.apply_to(self.prefs)
+        self.prefs.save(self.settings)
+        self.autosaver.set_interval(self.prefs.autosave_seconds)
+        self.canvas.set_overlay_style(self.prefs.overlay_rgb(), self.prefs.overlay_opacity / 100)
 
     def open_finetune(self) -> None:
         dialog = FinetuneDialog(self)
@@ -376,13 +517,15 @@ class MainWindow(QMainWindow):
         orphan = claim_newest_orphan(own=self.autosaver.path)
         if orphan is None:
             return False
-        if not ask_restore(self):
+        try:
+            saved_at = time.strftime("%H:%M on %d %b %Y", time.localtime(orphan.path.stat().st_mtime))
+            document = Document.load_session(orphan.path)
+        except (OSError, ValueError) as exc:
+            show_error(self, "Cannot restore", str(exc))
             orphan.discard()
             return False
-        try:
-            document = Document.load_session(orphan.path)
-        except ValueError as exc:
-            show_error(self, "Cannot restore", str(exc))
+        photo = Path(document.source_path).name if document.source_path else "a pasted image"
+        if not ask_restore(self, photo, saved_at):
             orphan.discard()
             return False
         loaded = None
@@ -398,14 +541,30 @@ class MainWindow(QMainWindow):
         self.show_status("Restored the autosaved session.")
         return True
 
-    def closeEvent(self, event: QCloseEvent) -> None:
-        if not self.confirm_discard():
-            event.ignore()
-            return
+    def persist_settings(self) -> None:
+        """Write the window's geometry and the preferences (brush size included) to the
+        settings file now."""
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.prefs.save(self.settings)
         self.settings.sync()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if hasattr(self, "_persist_timer"):
+            self._persist_timer.start()
+
+    def moveEvent(self, event) -> None:
+        super().moveEvent(event)
+        if hasattr(self, "_persist_timer"):
+            self._persist_timer.start()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.confirm_discard():
+            event.ignore()
+            return
+        self._persist_timer.stop()
+        self.persist_settings()
         self.service.shutdown()
         self.autosaver.stop_and_discard()
         super().closeEvent(event)

@@ -84,16 +84,24 @@ def _premultiplied(rgba: tuple[int, int, int, int]) -> np.ndarray:
     return np.array([b * a // 255, g * a // 255, r * a // 255, a], dtype=np.uint8)
 
 
-def write_overlay(image: QImage, mask: np.ndarray, sketch: np.ndarray, rect: Rect) -> None:
+def write_overlay(image: QImage, mask: np.ndarray, sketch: np.ndarray, rect: Rect,
+                  mask_rgba: tuple[int, int, int, int] = MASK_RGBA,
+                  hidden: np.ndarray | None = None) -> None:
     """Redraw ``rect`` of the overlay from the mask and sketch planes (``uint8`` ``(H, W)``):
-    translucent red where the hole is, sketch lines above it (dimmed outside the hole)."""
+    ``mask_rgba`` (straight RGBA, default translucent red) where the hole is, sketch lines
+    above it (dimmed outside the hole). ``hidden``: ``bool`` ``(H, W)``, pixels drawn
+    transparent (the hole of a shown fill result, which the overlay must not cover)."""
     if rect.empty:
         return
     dst = _view(image)[rect.slices]
     hole = mask[rect.slices] > 127
     line = sketch[rect.slices] > 127
+    if hidden is not None:
+        shown = ~hidden[rect.slices]
+        hole &= shown
+        line &= shown
     dst[...] = 0
-    dst[hole] = _premultiplied(MASK_RGBA)
+    dst[hole] = _premultiplied(mask_rgba)
     dst[line & hole] = _premultiplied(SKETCH_RGBA)
     dst[line & ~hole] = _premultiplied(SKETCH_OUTSIDE_RGBA)
 

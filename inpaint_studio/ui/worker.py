@@ -9,6 +9,7 @@ the GIL, which keeps the UI thread's event loop free while a fill runs.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import traceback
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class FillWorker(QObject):
     failed = Signal(int, str)  # request id, message for the user
     cancelled = Signal(int)
     finished = Signal(int)  # after the last signal of a job, whatever its outcome
+    progressed = Signal(int, object)  # request id, engine.FillProgress
 
     def __init__(self, engine_getter: Callable[[str, str], Engine] | None = None) -> None:
         super().__init__()
@@ -96,7 +98,7 @@ class FillWorker(QObject):
                 return
             engine = self._engine(job.engine_name, job.device)
             self.started.emit(rid, engine.title or engine.name)
-            for stage in engine.fill(job.request, job.cancel):
+            for stage in self._stages(engine, job):
                 stage.request_id = rid
                 changed = _changed_rect(stage, job.request)
                 self.stage_ready.emit(StageUpdate(stage, changed))
@@ -112,6 +114,23 @@ class FillWorker(QObject):
             self.failed.emit(rid, f"{type(exc).__name__}: {exc}")
         finally:
             self.finished.emit(rid)
+
+    def _stages(self, engine: Engine, job: FillJob):
+        """``engine.fill``, with a progress callback when the engine takes one (the HD
+        layer calls it from this thread with a :class:`~inpaint_studio.engine.FillProgress`:
+        stage, fraction of the whole fill in [0, 1], text, seconds so far)."""
+        rid = job.request_id
+
+        def report(progress) -> None:
+            self.progressed.emit(rid, progress)
+
+        try:
+            takes_progress = "progress" in inspect.signature(engine.fill).parameters
+        except (TypeError, ValueError):
+            takes_progress = False
+        if takes_progress:
+            return engine.fill(job.request, job.cancel, progress=report)
+        return engine.fill(job.request, job.cancel)
 
     @Slot()
     def forget_engines(self) -> None:

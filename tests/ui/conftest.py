@@ -34,6 +34,14 @@ class BlobAttention:
         return heat
 
 
+@dataclass(frozen=True)
+class CapableEngineInfo(EngineInfo):
+    """An engine row that also says whether the engine follows sketches (the field the app
+    reads with getattr, so it runs against registries that do not report it yet)."""
+
+    uses_sketch: bool = False
+
+
 class FakeTwoStageEngine(Engine):
     """A deep-like engine: a flat green coarse stage, ``delay`` seconds, a magenta refined
     stage with an attention source. ``calls`` counts fills (to check the model is reused)."""
@@ -43,6 +51,7 @@ class FakeTwoStageEngine(Engine):
     description = "test engine"
     kind = "deep"
     stage_names = ("coarse", "refined")
+    uses_sketch = True
 
     def __init__(self, delay: float = 0.3) -> None:
         self.delay = delay
@@ -86,7 +95,8 @@ class FakeEngines:
         return {self.fake.name: self.fake, self.broken.name: self.broken}
 
     def list(self, device: str) -> list[EngineInfo]:
-        infos = [EngineInfo(e.name, e.title, e.description, e.kind, e.availability())
+        infos = [CapableEngineInfo(e.name, e.title, e.description, e.kind, e.availability(),
+                                   uses_sketch=getattr(e, "uses_sketch", False))
                  for e in self._mine().values()]
         return infos + [i for i in engine_api.list_engines(device) if i.kind == "classical"]
 
@@ -101,6 +111,7 @@ class Dialogs:
 
     shown: list[tuple[str, str, str]] = field(default_factory=list)
     answer_yes: bool = True
+    unsaved_answer: str | None = None  # "save" / "discard" / "cancel"; None: from answer_yes
 
     def titles(self) -> list[str]:
         return [title for _, title, _ in self.shown]
@@ -128,7 +139,16 @@ def dialogs(monkeypatch) -> Dialogs:
 
     monkeypatch.setattr(ui_dialogs.QMessageBox, "warning", staticmethod(warning))
     monkeypatch.setattr(ui_dialogs.QMessageBox, "question", staticmethod(question))
+    def ask_save_changes(parent, lost, can_save):
+        record.shown.append(("unsaved", "Save changes?", f"This photo has {ui_dialogs._listed(lost)}."))
+        if record.unsaved_answer is not None:
+            return record.unsaved_answer
+        return "discard" if record.answer_yes else "cancel"
+
     monkeypatch.setattr(ui_dialogs, "confirm", confirm)
+    from inpaint_studio.ui import main_window
+
+    monkeypatch.setattr(main_window, "ask_save_changes", ask_save_changes)
     # files.py imported confirm by name
     from inpaint_studio.ui import files
 

@@ -68,6 +68,8 @@ def test_tool_keys_sizes_eraser_and_pen(window, photo_file):
     assert window.canvas.tool is CanvasTool.ERASER
     drag(window, [(60, 50), (61, 50)])
     assert doc.mask[50, 60] == 0 and doc.mask[50, 25] == 255
+    # The sketch pen works with an engine that follows sketches (the fake deep one).
+    window.fill.engine_box.setCurrentIndex(window.fill.engine_box.findData("fake_two_stage"))
     QTest.keyClick(window.canvas, Qt.Key.Key_S)
     assert window.canvas.tool is CanvasTool.PEN
     drag(window, [(20, 50), (100, 50)])

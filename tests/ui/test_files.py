@@ -117,7 +117,7 @@ def test_opening_another_photo_asks_before_dropping_a_painted_mask_or_sketch(win
     drag(window, [(10, 10), (40, 10)])
     dialogs.answer_yes = False
     assert not window.files.open_path(str(photo_file))
-    assert dialogs.shown[-1][1] == "Discard changes?" and "sketch lines" in dialogs.shown[-1][2]
+    assert dialogs.shown[-1][1] == "Save changes?" and "sketch lines" in dialogs.shown[-1][2]
     assert window.document.source_path == str(other.resolve()) and window.document.sketch.any()
     window.set_tool(CanvasTool.BRUSH)
     drag(window, [(10, 30), (40, 30)])

@@ -36,7 +36,7 @@ def _shown_pixel(window, x, y):
 def test_fill_streams_coarse_then_refined_and_apply_commits(window, photo_file, qtbot, engines):
     doc = _painted(window, photo_file)
     original = doc.image.copy()
-    hole = doc.mask > 127
+    painted = doc.mask > 127
     window.fill.engine_box.setCurrentIndex(window.fill.engine_box.findData("fake_two_stage"))
     coarse_seen = []
 
@@ -54,6 +54,10 @@ def test_fill_streams_coarse_then_refined_and_apply_commits(window, photo_file, 
     window.fill.result_changed.disconnect(record)
     assert "coarse" in window.status_label.text() and "refined" in window.status_label.text()
     assert window.actions.apply.isEnabled()
+    # The fill got the painted hole grown by the default 4 px (as content-aware fill does).
+    hole = window.fill.result_hole.copy()
+    left = int(np.flatnonzero(painted[40])[0])
+    assert hole[painted].all() and hole[40, left - 4] and not hole[40, left - 5]
     # The document is untouched until Apply.
     np.testing.assert_array_equal(doc.image, original)
     window.actions.apply.trigger()
@@ -224,8 +228,8 @@ def test_sketch_lines_guide_the_fill_only_inside_the_hole(window, photo_file, qt
     window.start_fill()
     _wait_idle(qtbot, window)
     assert engines.fake.last_sketch is None
-    drag(window, [(52, 42), (68, 42)])  # inside the hole (this discards the shown result)
-    assert not window.canvas.has_result
+    drag(window, [(52, 42), (68, 42)])  # inside the hole; the shown result stays
+    assert window.canvas.has_result
     window.start_fill()
     _wait_idle(qtbot, window)
     sketch = engines.fake.last_sketch
