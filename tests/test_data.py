@@ -12,6 +12,7 @@ from PIL import Image
 
 from trainer.data import (
     InpaintDataset,
+    NoReadablePhotos,
     PathList,
     find_images,
     list_images,
@@ -203,10 +204,10 @@ def test_bad_files_are_skipped_warned_and_counted(photos):
 def test_only_bad_files_stop_with_a_clear_error(tmp_path):
     _add_bad_files(tmp_path)
     ds = InpaintDataset(list_images([tmp_path]), size=32, max_retries=10)
-    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="no readable photo in 11 tries"):
+    with pytest.warns(UserWarning), pytest.raises(NoReadablePhotos, match="no readable photo in 11 tries"):
         ds[0]
     # Now every file is known bad: the message counts them instead of naming "None".
-    with pytest.raises(RuntimeError, match=r"in 11 tries \(\d+ of \d+ known bad\)"):
+    with pytest.raises(NoReadablePhotos, match=r"in 11 tries \(\d+ of \d+ known bad\)"):
         ds[0]
 
 

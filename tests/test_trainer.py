@@ -358,3 +358,110 @@ def test_early_stop_keeps_the_best_checkpoint(tmp_path):
     assert result.stopped == "early_stop" and result.step == 6
     assert load_checkpoint(Path(cfg.out) / "best.pt")["step"] == 2
     assert load_checkpoint(cfg.out)["step"] == 6
+
+
+# --- issue 13: bad input ends in one line; checkpoint fallbacks; resumed logs ----------------
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_only_unreadable_or_tiny_photos_end_in_one_error_line(tmp_path, capsys, workers):
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"broken{i}.jpg").write_bytes(b"not a photo")
+        Image.new("RGB", (4, 4)).save(folder / f"tiny{i}.png")
+    code = main(["train", "--arch", "test_tiny", "--data", str(folder), "--out",
+                 str(tmp_path / "run"), "--steps", "1", "--size", "32", "--batch-size", "2",
+                 "--workers", str(workers)])
+    err = capsys.readouterr().err
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: no readable photo in ")
+    assert errors[0].endswith("check the data folders")
+    assert "Traceback" not in err
+
+
+def test_worker_wrapped_message_is_reduced_to_its_last_line():
+    from trainer.__main__ import one_line
+
+    wrapped = ValueError("Caught NoReadablePhotos in DataLoader worker process 0.\nOriginal "
+                         "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+                         "trainer.data.NoReadablePhotos: no readable photo in 51 tries")
+    assert one_line(wrapped) == "no readable photo in 51 tries"
+    assert one_line(ValueError("plain: message")) == "plain: message"
+
+
+def test_zero_log_and_checkpoint_intervals_mean_only_at_the_end(tmp_path):
+    cfg = tiny_config(tmp_path, steps=3, log_every=0, ckpt_every=0, val_every=0, sample_every=0)
+    train(cfg)
+    log = read_log(Path(cfg.out))
+    assert [r["step"] for r in log if "loss_g_total" in r] == [3]
+    assert [r["step"] for r in log if r.get("event") == "checkpoint"
+            and r["path"].endswith("last.pt")] == [3]
+    with pytest.raises(ValueError, match="--ckpt-every must be at least 0"):
+        tiny_config(tmp_path, ckpt_every=-1).validate()
+
+
+@pytest.mark.parametrize("model", ["missing", "corrupt"])
+def test_evaluate_with_a_missing_or_corrupt_model_is_one_line(tmp_path, capsys, model):
+    photos = make_photos(tmp_path / "photos", n=2, corrupt=False)
+    path = tmp_path / "m.safetensors"
+    if model == "corrupt":
+        path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    assert main(["evaluate", "--model", str(path), "--data", str(photos)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot evaluate {path}: ") and err.count("\n") == 1
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    """A 4-step run with last.pt and best.pt (validated at its end)."""
+    cfg = tiny_config(tmp_path, steps=4, val_every=0, sample_every=0, ckpt_every=2)
+    train(cfg)
+    run = Path(cfg.out)
+    assert (run / "best.pt").is_file() and (run / "last.pt").is_file()
+    return run
+
+
+def test_export_falls_back_to_last_when_best_is_unreadable_and_says_so(finished_run, tmp_path,
+                                                                        capsys):
+    (finished_run / "best.pt").write_bytes(b"torn checkpoint")
+    out = tmp_path / "mine.safetensors"
+    assert main(["export", "--checkpoint", str(finished_run), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: cannot read checkpoint {finished_run / 'best.pt'}: " in err
+    assert err.rstrip().endswith(f"exporting {finished_run / 'last.pt'} (step 4) instead")
+    from inpaint_studio.weights import read_metadata
+
+    assert read_metadata(out).provenance["checkpoint"] == "last.pt"
+
+
+def test_resume_on_an_unreadable_last_checkpoint_offers_best(finished_run, capsys):
+    (finished_run / "last.pt").write_bytes(b"torn checkpoint")
+    assert main(["train", "--resume", str(finished_run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot read checkpoint {finished_run / 'last.pt'}: ")
+    assert err.rstrip().endswith(f"{finished_run / 'best.pt'} (step 4) is readable: continue "
+                                 f"from it with --resume {finished_run / 'best.pt'}")
+    assert err.count("\n") == 1
+
+
+def test_resumed_run_does_not_repeat_logged_steps(tmp_path):
+    cfg = tiny_config(tmp_path, steps=6, ckpt_every=3, val_every=0, sample_every=0)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_5(step: int) -> None:
+        if step == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(cfg, on_step=kill_after_5)
+    run = Path(cfg.out)
+    with open(run / "log.jsonl", "a") as f:
+        f.write('{"step": 5, "loss_g_to')  # a line torn by SIGKILL
+    train(dataclasses.replace(cfg, resume=str(run)))
+    log = read_log(run)  # every line parses
+    assert [r["step"] for r in log if "loss_g_total" in r] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in log if r.get("event") == "error"] == [5]  # the kill stays recorded

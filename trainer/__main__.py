@@ -173,7 +173,17 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from inpaint_studio.termination import exit_status, terminate_like_interrupt
+    from inpaint_studio.torch_check import unsafe_torch_warning
+
     args = _parser().parse_args(argv)
+    # SIGTERM (torchrun, a scheduler, the app's Stop) unwinds like Ctrl+C: the checkpoint
+    # being written is not left as a temp file, and the log records the stop.
+    terminate_like_interrupt()
+    warning = unsafe_torch_warning()
+    if warning:
+        print(warning, file=sys.stderr)
+    from inpaint_studio.engine.base import EngineUnavailable
     from inpaint_studio.weights import WeightsError
 
     from .checkpoint import CheckpointError
@@ -182,10 +192,26 @@ def main(argv: list[str] | None = None) -> int:
            "export": _run_export}[args.command]
     try:
         return run(args)
-    except (ValueError, FileNotFoundError, CheckpointError, WeightsError) as exc:
+    except (ValueError, FileNotFoundError, CheckpointError, WeightsError,
+            EngineUnavailable) as exc:
         # FileNotFoundError covers VGGWeightsMissing, whose message says what to supply.
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        status = exit_status(exc)
+        print(f"error: {'interrupted' if status == 130 else 'terminated'}", file=sys.stderr)
+        return status
+
+
+def one_line(exc: BaseException) -> str:
+    """The user's part of an error message: a data-loader worker's error arrives wrapped in
+    a worker traceback, whose last line is the message itself."""
+    text = str(exc).strip() or type(exc).__name__
+    if "Original Traceback" not in text:
+        return text
+    last = text.splitlines()[-1]
+    name, _, message = last.partition(": ")
+    return message if message and name.replace(".", "").isidentifier() else last
 
 
 if __name__ == "__main__":

@@ -68,16 +68,37 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no code
-    runs from the file). ``path`` may be a run folder, meaning its ``last.pt``."""
+    runs from the file). ``path`` may be a run folder, meaning its ``last.pt``.
+
+    Raises :class:`CheckpointError`; when an unreadable ``last.pt`` has a readable ``best.pt``
+    beside it, the message offers that one (the command to resume from it)."""
     path = Path(path)
     if path.is_dir():
         path = path / LAST
+    try:
+        return _read(path, map_location)
+    except CheckpointError as exc:
+        best = path.with_name(BEST)
+        if path.name != LAST or not best.is_file():
+            raise
+        try:
+            state = _read(best, "cpu")
+        except CheckpointError:
+            raise exc from None
+        raise CheckpointError(
+            f"{exc}; {best} (step {state.get('step', '?')}) is readable: continue from it with "
+            f"--resume {best}"
+        ) from None
+
+
+def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for foreign or truncated files
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: {first_line}") from None
     if not isinstance(state, dict) or "generator" not in state or "config" not in state:
         raise CheckpointError(f"{path} is not an Inpaint Studio training checkpoint")
     return state

@@ -68,10 +68,11 @@ class TrainConfig:
     val_count: int = _opt(16, "photos held out as the fixed validation set (seeded)")
     workers: int = _opt(2, "data-loading worker processes per training process (0 = none)")
     seed: int = _opt(0, "random seed (data order, masks, initial weights; DDP adds the rank)")
-    log_every: int = _opt(10, "write losses to log.jsonl every N steps")
+    log_every: int = _opt(10, "write losses to log.jsonl every N steps (0 = only the last step)")
     sample_every: int = _opt(500, "write a sample grid PNG under samples/ every N steps (0 = off)")
     val_every: int = _opt(500, "validate the EMA generator every N steps (0 = only at the end)")
-    ckpt_every: int = _opt(1000, "write the checkpoint every N steps (and always at the end)")
+    ckpt_every: int = _opt(1000, "write the checkpoint every N steps (and always at the end; "
+                           "0 = only at the end)")
     amp: str = _opt("auto", "mixed precision: auto (inpaint_studio.precision: bf16 on GPUs and "
                     "on CPUs with native bf16 (AMX, AVX512-BF16), fp16 with a gradient scaler "
                     "on GPUs without bf16, off elsewhere), bf16, fp16 or off", choices=AMP_MODES)
@@ -115,6 +116,10 @@ class TrainConfig:
             raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.steps < 1:
             raise ValueError(f"--steps must be at least 1, got {self.steps}")
+        for name in ("log_every", "val_every", "ckpt_every", "sample_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 0 (0 = off), "
+                                 f"got {getattr(self, name)}")
         if not 0.0 <= self.sketch_prob <= 1.0:
             raise ValueError(f"--sketch-prob must be in [0, 1], got {self.sketch_prob}")
         if not 0.0 <= self.ema_decay < 1.0:

@@ -206,6 +206,10 @@ def read_photo(path: Path, short_side: Callable[[int], int], min_side: int) -> n
 # --- dataset -----------------------------------------------------------------------------
 
 
+class NoReadablePhotos(ValueError):
+    """Every photo tried was unreadable or too small: a data problem, reported in one line."""
+
+
 class InpaintDataset(torch.utils.data.Dataset):
     """Photos as training (or validation) samples.
 
@@ -327,7 +331,7 @@ class InpaintDataset(torch.utils.data.Dataset):
             # path is None when every pick was a photo already known to be unreadable.
             example = (f" (e.g. {path}: {self.bad_files.get(str(path))})" if path is not None
                        else f" ({len(self._bad_indices)} of {len(self.paths)} known bad)")
-            raise RuntimeError(
+            raise NoReadablePhotos(
                 f"no readable photo in {self.max_retries + 1} tries{example}; check the data "
                 f"folders"
             )

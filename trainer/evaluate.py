@@ -181,11 +181,13 @@ def evaluate_model(model: Path, pairs: list[EvalPair], device: str = "auto",
                    strategy: str = "crop") -> EvalReport:
     """Evaluate a ``.safetensors`` model file through the deep engine the app uses."""
     from inpaint_studio.engine.deep import DeepEngine
+    from inpaint_studio.weights import WeightsError
 
     engine = DeepEngine(Path(model), device=device)
     available = engine.availability()
     if not available:
-        raise RuntimeError(f"cannot evaluate {model}: {available.reason}")
+        # A user's file problem (missing, corrupt, foreign): one line, not a traceback.
+        raise WeightsError(f"cannot evaluate {model}: {available.reason}")
     report = evaluate_engine(engine, pairs, strategy)
     report.model = str(model)
     return report

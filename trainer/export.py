@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from inpaint_studio import networks, paths
 from inpaint_studio.weights import ModelCard, save_model
 
-from .checkpoint import BEST, LAST, load_checkpoint
+from .checkpoint import BEST, LAST, CheckpointError, load_checkpoint
 
 
 def default_export_path(run_dir: Path) -> Path:
@@ -25,11 +26,23 @@ def default_export_path(run_dir: Path) -> Path:
     return paths.user_models_dir() / f"{stem}.safetensors"
 
 
-def _checkpoint_file(source: Path) -> Path:
-    """A run folder means its best checkpoint when it has one (validation-selected), else last."""
-    if source.is_dir():
-        return source / BEST if (source / BEST).is_file() else source / LAST
-    return source
+def _load_source(source: Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint a source means, and its state: a run folder means its best checkpoint
+    when it has one (validation-selected), else last; an unreadable best falls back to last,
+    saying so on stderr."""
+    if not source.is_dir():
+        return source, load_checkpoint(source)
+    best, last = source / BEST, source / LAST
+    if not best.is_file():
+        return last, load_checkpoint(last)
+    try:
+        return best, load_checkpoint(best)
+    except CheckpointError as exc:
+        if not last.is_file():
+            raise
+        state = load_checkpoint(last)
+        print(f"note: {exc}; exporting {last} (step {state['step']}) instead", file=sys.stderr)
+        return last, state
 
 
 def export_checkpoint(source: str | Path, out: str | Path | None = None, *, fp16: bool = True,
@@ -39,8 +52,7 @@ def export_checkpoint(source: str | Path, out: str | Path | None = None, *, fp16
     out: the ``.safetensors`` path (default :func:`default_export_path` of the run folder).
     Returns the written model's card.
     """
-    ckpt_path = _checkpoint_file(Path(source))
-    state = load_checkpoint(ckpt_path)
+    ckpt_path, state = _load_source(Path(source))
     cfg = state["config"]
     run_dir = ckpt_path.parent
     out = Path(out) if out else default_export_path(run_dir)

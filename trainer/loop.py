@@ -519,7 +519,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
                         f"training diverged: {consecutive_bad} consecutive steps with non-finite "
                         f"gradients (lower the learning rate or use --grad-clip)")
 
-            log_now = step % cfg.log_every == 0 or step == cfg.steps
+            # 0 means off (as for --val-every): only the last step is logged.
+            log_now = bool(cfg.log_every) and step % cfg.log_every == 0 or step == cfg.steps
             elapsed = time.perf_counter() - window_start
             progress.train_step(step, losses, opt_g.param_groups[0]["lr"], lr_d,
                                 window_images / max(elapsed, 1e-9), log=log_now)
@@ -550,7 +551,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
             if env.is_main and cfg.max_minutes and counters["seconds"] > cfg.max_minutes * 60:
                 stopped, stop_now = "time", True
             stop_now = _agree(stop_now, env, device)
-            if step % cfg.ckpt_every == 0 or is_last or stop_now:
+            if cfg.ckpt_every and step % cfg.ckpt_every == 0 or is_last or stop_now:
                 checkpoint()
             if on_step is not None:
                 on_step(step)

@@ -16,6 +16,10 @@ goes (the app's fine-tune dialog tails it):
 
 ``time`` is seconds since the run (or its resumption) started. Only rank 0 of a DDP run
 writes anything: other ranks get a :class:`Progress` with ``enabled=False``.
+
+A resumed run continues the log from its checkpoint's step: training and validation lines
+written after that step by the killed process are dropped first (the steps are done again),
+as is a line torn by the kill; event lines stay as the record of what happened.
 """
 
 from __future__ import annotations
@@ -37,13 +41,41 @@ from inpaint_studio.fileutil import atomic_write
 LOG_NAME = "log.jsonl"
 
 
-def _tensorboard_writer(log_dir: Path) -> Any | None:
-    """A SummaryWriter when tensorboard is installed, else None (it is optional)."""
+def _tensorboard_writer(log_dir: Path, purge_step: int | None = None) -> Any | None:
+    """A SummaryWriter when tensorboard is installed, else None (it is optional).
+    purge_step: a resumed run's first step; TensorBoard hides what a killed process logged
+    from there on."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
-    return SummaryWriter(log_dir=str(log_dir))
+    return SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+
+def trim_log_after(path: Path, step: int) -> int:
+    """Drop from the log at ``path`` the training and validation lines past ``step`` and any
+    line that is not a JSON object (torn by a kill); keep event lines. Returns how many lines
+    were dropped (the file is rewritten atomically only when there are some)."""
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            dropped += 1
+            continue
+        later = isinstance(record.get("step"), int) and record["step"] > step
+        if later and "event" not in record:
+            dropped += 1
+            continue
+        kept.append(line + "\n")
+    if dropped:
+        text = "".join(kept)
+        atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return dropped
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -65,8 +97,11 @@ class Progress:
         if not enabled:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if first_step > 0:  # resuming: the killed process's later steps are done again
+            trim_log_after(self.out_dir / LOG_NAME, first_step)
         self._log = open(self.out_dir / LOG_NAME, "a", encoding="utf-8")
-        self._tb = _tensorboard_writer(self.out_dir / "tensorboard")
+        self._tb = _tensorboard_writer(self.out_dir / "tensorboard",
+                                       purge_step=first_step if first_step > 0 else None)
         self._bar = tqdm(total=total_steps, initial=first_step, unit="step", dynamic_ncols=True,
                          file=sys.stderr, mininterval=1.0)
 
