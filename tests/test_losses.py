@@ -59,7 +59,7 @@ def test_discounted_l1_weights_hole_pixels_only():
     gt = torch.zeros(1, 3, 6, 6)
     out = torch.ones(1, 3, 6, 6)
     weights = L.spatial_discount(mask, 0.99)
-    expected = (weights * mask).sum().item() * 3 / out.numel()
+    expected = (weights * mask).sum().item() / mask.sum().item()  # mean over hole elements
     assert L.discounted_l1(out, gt, mask).item() == pytest.approx(expected, rel=1e-5)
     assert L.discounted_l1(out, gt, mask, weights=weights).item() == pytest.approx(expected, rel=1e-5)
     changed_outside = out.clone()
@@ -281,3 +281,29 @@ def test_vgg_rejects_files_that_are_not_vgg16(tmp_path, vgg_files):
     save_file(state, str(tmp_path / "gray.safetensors"))
     with pytest.raises(ValueError, match=r"features.0.weight \(64, 1, 3, 3\) \(expected \(64, 3, 3, 3\)\)"):
         VGG16Features(tmp_path / "gray.safetensors")
+
+
+def test_discounted_l1_weight_does_not_shrink_with_the_hole():
+    # Issue 13: averaged over the whole image, a hole 16x smaller weighed 16x less, while the
+    # known term is divided by the known share. Over the hole, a constant error of 1 with no
+    # discount is 1 whatever the hole's size, as in the reference (mean over the local box).
+    gt, out = torch.zeros(2, 3, 32, 32), torch.ones(2, 3, 32, 32)
+    for size in (4, 16, 32):
+        mask = torch.zeros(2, 1, 32, 32)
+        mask[..., :size, :size] = 1
+        assert L.discounted_l1(out, gt, mask, gamma=1.0).item() == pytest.approx(1.0)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, :, :4, :4] = 1  # one sample with a hole, one without: mean over the batch's hole
+    assert L.discounted_l1(out, gt, mask, gamma=1.0).item() == pytest.approx(1.0)
+    assert L.discounted_l1(out, gt, torch.zeros(2, 1, 32, 32)).item() == 0.0
+
+
+def test_discounted_l1_matches_a_hand_computation():
+    mask = torch.zeros(1, 1, 3, 4)
+    mask[0, 0, 1, 1:3] = 1  # two hole pixels, each one pixel from the known ring
+    out = torch.zeros(1, 2, 3, 4)
+    out[0, 0, 1, 1], out[0, 1, 1, 2] = 0.5, 2.0
+    gt = torch.zeros(1, 2, 3, 4)
+    # weights 0.9 ** 1 at both hole pixels; 4 hole elements (2 pixels x 2 channels)
+    expected = (0.5 * 0.9 + 2.0 * 0.9) / 4
+    assert L.discounted_l1(out, gt, mask, gamma=0.9).item() == pytest.approx(expected)

@@ -86,14 +86,19 @@ def discounted_l1(
 ) -> Tensor:
     """Hole L1 weighted by :func:`spatial_discount` (DeepFill v1; paper ``gamma = 0.99``).
 
-    ``mean(|out - gt| * mask * gamma ** l)`` over all elements: only hole pixels count (add a
-    plain L1 on the known pixels separately, as the paper does). Pass precomputed
-    ``weights = spatial_discount(mask, gamma)`` to reuse them for several stages.
+    ``sum(|out - gt| * mask * gamma ** l) / (C * sum(mask))``: the mean over the hole's
+    elements (of the whole batch), so only hole pixels count and the term's weight does not
+    shrink with the hole's size. This is the reference's normalisation: it averages over the
+    local box, which is the hole for its box masks; the known-pixel term is likewise divided
+    by the known share. A batch without hole pixels gives 0. Add a plain L1 on the known
+    pixels separately, as the paper does. Pass precomputed ``weights = spatial_discount(mask,
+    gamma)`` to reuse them for several stages.
     out, gt: ``(B, C, H, W)``; mask: ``(B, 1, H, W)``.
     """
     if weights is None:
         weights = spatial_discount(mask, gamma)
-    return ((out - gt).abs() * (mask * weights)).mean()
+    hole_elements = (mask.sum() * out.shape[1]).clamp(min=1.0)
+    return ((out - gt).abs() * (mask * weights)).sum() / hole_elements
 
 
 # --- adversarial ---------------------------------------------------------------------------
