@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from inpaint_studio.engine import CancelToken, CoreStage, Engine, FillCancelled, FillOptions, FillRequest
+from inpaint_studio.engine import (
+    CancelToken, CoreStage, Engine, FillCancelled, FillOptions, FillRequest, InvalidRequest,
+)
 from inpaint_studio.engine.hd import (
     SEAM_PX,
     HoleWindow,
@@ -230,14 +232,15 @@ def test_empty_mask_yields_one_final_copy(photo):
     assert engine.calls == []
 
 
-def test_all_hole_mask_and_one_pixel_image(photo):
+def test_all_hole_mask_and_one_pixel_image_are_refused_before_any_work(photo):
     full = np.full(photo.shape[:2], 255, np.uint8)
-    stages = list(run_fill(RecordingEngine(multiple=8), _request(photo, full)))
-    assert np.all(stages[-1].image == FILL_COLOUR + 1)
+    engine = RecordingEngine(multiple=8)
+    with pytest.raises(InvalidRequest, match="the mask covers the whole image"):
+        list(run_fill(engine, _request(photo, full)))
     pixel = np.array([[[5, 6, 7]]], np.uint8)
-    stages = list(run_fill(RecordingEngine(multiple=8), _request(pixel, np.full((1, 1), 255, np.uint8))))
-    assert stages[-1].image.shape == (1, 1, 3)
-    assert stages[-1].image[0, 0].tolist() == (FILL_COLOUR + 1).tolist()
+    with pytest.raises(InvalidRequest, match="the mask covers the whole image"):
+        list(run_fill(engine, _request(pixel, np.full((1, 1), 255, np.uint8))))
+    assert engine.calls == []
 
 
 def test_sketch_is_restricted_to_the_hole(photo):

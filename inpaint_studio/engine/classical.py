@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from . import patchmatch
-from .base import CoreStage, Engine
+from .base import CoreMonitor, CoreStage, Engine
 from .registry import register
 from .request import FillOptions
 
@@ -36,12 +36,16 @@ class PatchMatchEngine(Engine):
     working_size = 1024
     multiple = 1
     stage_names = ("final",)
+    reports_progress = True
 
     def fill_core(
-        self, image: np.ndarray, hole: np.ndarray, sketch: np.ndarray | None, options: FillOptions
+        self, image: np.ndarray, hole: np.ndarray, sketch: np.ndarray | None, options: FillOptions,
+        monitor: CoreMonitor | None = None,
     ) -> Iterator[CoreStage]:
-        """Ignores the sketch: PatchMatch has no notion of guidance lines."""
-        yield CoreStage("final", patchmatch.inpaint(image, hole, seed=options.seed))
+        """Ignores the sketch: PatchMatch has no notion of guidance lines. ``monitor`` is
+        checked before every EM iteration (a cancel stops it within one) and told the
+        progress per pyramid level and iteration."""
+        yield CoreStage("final", patchmatch.inpaint(image, hole, seed=options.seed, monitor=monitor))
 
 
 class OpenCVDiffusionEngine(Engine):

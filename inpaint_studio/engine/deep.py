@@ -30,7 +30,7 @@ from .. import networks, paths
 from ..weights import ModelCard, WeightsError, check_model_file, load_model
 from .base import Availability, CoreStage, Engine, EngineUnavailable
 from .hd import run_fill
-from .request import CancelToken, FillOptions, FillRequest, FillStage, InvalidRequest
+from .request import CancelToken, FillOptions, FillRequest, FillStage, InvalidRequest, ProgressCallback
 
 # Longest side (px) a deep model fills at when neither the file nor the architecture says.
 DEFAULT_WORKING_SIZE = 512
@@ -333,22 +333,24 @@ class DeepEngine(Engine):
             if stages is not None:
                 stages.close()
 
-    def fill(self, request: FillRequest, cancel: CancelToken | None = None) -> Iterator[FillStage]:
+    def fill(self, request: FillRequest, cancel: CancelToken | None = None,
+             progress: ProgressCallback | None = None) -> Iterator[FillStage]:
         """Like :meth:`Engine.fill`, plus out-of-memory recovery on a GPU: free memory and
         retry at half the working size, then on the CPU, noting it in ``extras["note"]``.
         Stages already shown before a retry are not repeated."""
         available = self.availability()
         if not available:
             raise EngineUnavailable(f"{self.title or self.name} is not available: {available.reason}")
-        return self._fill_with_retries(request, cancel)
+        return self._fill_with_retries(request, cancel, progress)
 
-    def _fill_with_retries(self, request: FillRequest, cancel: CancelToken | None) -> Iterator[FillStage]:
+    def _fill_with_retries(self, request: FillRequest, cancel: CancelToken | None,
+                           progress: ProgressCallback | None = None) -> Iterator[FillStage]:
         requested = request.options.device if request.options.device != "auto" else self.default_device
         device, device_note = resolve_device(requested)
         shown: set[str] = set()
         for attempt in _attempts(self, request, device):
             try:
-                for stage in run_fill(attempt.engine, attempt.request, cancel):
+                for stage in run_fill(attempt.engine, attempt.request, cancel, progress):
                     if stage.name in shown and not stage.final:
                         continue
                     shown.add(stage.name)

@@ -17,6 +17,19 @@ so benchmarks stay honest). Only hole pixels go back, through the hole dilated b
 linearly to 0 across the band, so every pixel farther than ``SEAM_PX`` from the hole is the
 input's, bit for bit.
 
+Texture stage (``FillOptions.texture = "patchmatch"``, deep engines only): after the engine's
+last stage, each region's fill, restored to full resolution, guides a PatchMatch synthesis of
+the region's hole at the photo's own resolution (:func:`texture.guided_inpaint`), in a crop of
+the hole plus ``crop_margin`` px; the result is pasted back like any stage and streamed as a
+last stage named ``texture``. A 12 MP photo thus gets photo-resolution texture although the
+model filled its crop at the working size.
+
+Progress and cancel: a fill's work is split into units, one per (stage, region), weighted by
+their expected cost (:data:`TEXTURE_COST`); the optional progress callback gets the fraction
+of all units done at the start of each unit, and inside units whose work reports (PatchMatch,
+guided or not, per pyramid level and EM iteration); the cancel token is checked before each
+unit and, in those, before every EM iteration.
+
 Cost model: the engine's work is the sum of its crops' work. Around it, the ``crop`` strategy's
 work is proportional to the hole, not the photo: one GIL-free OpenCV pass finds the bounding
 box of the mask (:class:`HoleWindow`); thresholding, connected components, seam weights and
@@ -33,13 +46,22 @@ from typing import TYPE_CHECKING, Iterator
 import cv2
 import numpy as np
 
-from .request import CancelToken, FillRequest, FillStage, InvalidRequest, Stopwatch
+from . import texture
+from .base import TEXTURE_STAGE, CoreMonitor
+from .request import (
+    CancelToken, FillProgress, FillRequest, FillStage, InvalidRequest, ProgressCallback, Stopwatch,
+)
 
 if TYPE_CHECKING:
     from .base import AttentionSource, CoreStage, Engine
 
 # Width in px of the feathered band around the hole through which fills are blended in.
 SEAM_PX = 3
+# Expected cost of the texture pass per full-resolution crop pixel, relative to an engine stage
+# per working-size crop pixel: weights the progress fraction so it tracks time.
+TEXTURE_COST = 1.0
+# Inner progress is capped below 1 so that exactly one report says 1.0: the end of the fill.
+_ALMOST_DONE = 0.999
 
 
 @dataclass(frozen=True)
@@ -348,26 +370,109 @@ class CropAttention:
         return None
 
 
+class _ProgressTracker:
+    """Maps per-unit progress onto the whole fill's fraction for a :data:`ProgressCallback`.
+
+    weights: expected cost of each unit, in the order the units run.
+    """
+
+    def __init__(self, callback: ProgressCallback | None, clock: Stopwatch, request_id: int,
+                 weights: list[float]):
+        self._callback = callback
+        self._clock = clock
+        self._request_id = request_id
+        self._weights = weights
+        self._total = max(sum(weights), 1e-9)
+        self._unit = -1
+        self._before = 0.0  # weight of the units finished before the current one
+        self._stage = ""
+        self._label = ""
+        self._last = 0.0
+
+    def _emit(self, fraction: float, text: str) -> None:
+        if self._callback is None:
+            return
+        self._last = max(self._last, fraction)
+        self._callback(FillProgress(self._stage, self._last, text, self._clock(), self._request_id))
+
+    def begin(self, stage: str, label: str) -> None:
+        """The next unit starts: ``stage`` name, ``label`` e.g. ``"region 2/3"``."""
+        if self._unit >= 0:
+            self._before += self._weights[self._unit]
+        self._unit += 1
+        self._stage, self._label = stage, label
+        self._emit(min(self._before / self._total, _ALMOST_DONE), f"{stage}: {label}")
+
+    def inside(self, fraction: float, text: str) -> None:
+        """Progress ``fraction`` in [0, 1] of the current unit, with the core's own text."""
+        done = self._before + fraction * self._weights[self._unit]
+        self._emit(min(done / self._total, _ALMOST_DONE), f"{self._stage}: {text}")
+
+    def finish(self, stage: str) -> None:
+        self._stage = stage
+        self._emit(1.0, "done")
+
+
+def texture_pass(request: FillRequest, window: HoleWindow, region: Region, guide: np.ndarray,
+                 monitor: CoreMonitor) -> np.ndarray:
+    """The texture stage for one region: ``uint8 (region.height, region.width, 3)``.
+
+    guide: the engine's restored fill of the region (same shape). Each hole component of the
+    region (plus ``crop_margin`` px, merged as the ``crop`` strategy does) is re-synthesised at
+    full resolution by :func:`texture.guided_inpaint`; the image's hole pixels are zeroed
+    first, so nothing under the hole is read.
+    """
+    region_hole = window.crop(region)
+    out = request.image[region.y0:region.y1, region.x0:region.x1].copy()
+    out[region_hole] = 0
+    parts = crop_regions(region_hole, request.options.crop_margin, None)
+    for k, part in enumerate(parts):
+        rows, cols = slice(part.y0, part.y1), slice(part.x0, part.x1)
+        out[rows, cols] = texture.guided_inpaint(
+            out[rows, cols], region_hole[rows, cols], guide[rows, cols],
+            seed=request.options.seed, guide_scale=region.scale, monitor=_ShareOf(monitor, k, len(parts)),
+        )
+    return out
+
+
+class _ShareOf:
+    """A monitor for the ``k``-th of ``n`` equal shares of another monitor's work."""
+
+    def __init__(self, monitor: CoreMonitor, k: int, n: int):
+        self._monitor, self._base, self._share = monitor, k / n, 1.0 / n
+
+    def check(self) -> None:
+        self._monitor.check()
+
+    def report(self, fraction: float, text: str) -> None:
+        self._monitor.report(self._base + fraction * self._share, text)
+
+
 # Why a mask that covers every pixel is refused (the same for every engine, CLI and app).
 WHOLE_IMAGE_HOLE = ("the mask covers the whole image: there are no known pixels to fill it "
                     "from (leave part of the photo unmasked)")
 
 
-def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = None) -> Iterator[FillStage]:
+def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = None,
+             progress: ProgressCallback | None = None) -> Iterator[FillStage]:
     """Fill ``request`` with ``engine`` through the request's HD strategy.
 
-    Yields one composited :class:`FillStage` per name in ``engine.stage_names`` (all regions'
-    "coarse" before any region's "refined"), or a single "final" copy of the input for an empty
-    mask. Each stage's ``extras["changed"]`` is ``(rows, cols)``, a pair of slices outside of
-    which the stage's image is the input's, bit for bit (empty slices for an empty mask), so a
-    receiver redraws or compares only that box. Raises :class:`FillCancelled` before each
-    region's stage when ``cancel`` is set.
+    Yields one composited :class:`FillStage` per name in ``engine.stages_for(options)`` (all
+    regions' "coarse" before any region's "refined", then "texture" when asked), or a single
+    "final" copy of the input for an empty mask. Each stage's ``extras["changed"]`` is
+    ``(rows, cols)``, a pair of slices outside of which the stage's image is the input's, bit
+    for bit (empty slices for an empty mask), so a receiver redraws or compares only that box.
+    Raises :class:`FillCancelled` before each region's stage when ``cancel`` is set (and inside
+    PatchMatch, guided or not, before every EM iteration). ``progress``: see ``request.py``.
+    Raises :class:`InvalidRequest` (:data:`WHOLE_IMAGE_HOLE`) when the mask covers every pixel.
     """
     cancel = cancel or CancelToken()
     clock = Stopwatch()
     cancel.raise_if_cancelled()
     window = HoleWindow.of(request.mask)
     if window.empty:
+        if progress is not None:
+            progress(FillProgress("final", 1.0, "done", clock(), request.request_id))
         yield FillStage("final", request.image.copy(), clock(), request.request_id, final=True,
                         extras={"changed": (slice(0, 0), slice(0, 0))})
         return
@@ -377,6 +482,13 @@ def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = 
 
     regions = plan_regions(window, request, engine)
     stage_count = len(engine.stage_names)
+    with_texture = TEXTURE_STAGE in engine.stages_for(request.options)[stage_count:]
+    total_stages = stage_count + int(with_texture)
+    weights = [float(r.scaled_size[0] * r.scaled_size[1]) for r in regions] * stage_count
+    if with_texture:
+        weights += [TEXTURE_COST * r.height * r.width for r in regions]
+    tracker = _ProgressTracker(progress, clock, request.request_id, weights)
+    monitor = CoreMonitor(cancel, tracker.inside)
     crops: list[PreparedCrop] = []
     runs: list[Iterator[CoreStage]] = []
     try:
@@ -384,19 +496,25 @@ def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = 
             cancel.raise_if_cancelled()
             crop = prepare_crop(request, window, region, engine.multiple)
             crops.append(crop)
-            runs.append(iter(engine.fill_core(crop.image, crop.hole, crop.sketch, request.options)))
+            args = (crop.image, crop.hole, crop.sketch, request.options)
+            run = engine.fill_core(*args, monitor=monitor) if engine.reports_progress else engine.fill_core(*args)
+            runs.append(iter(run))
         changed = crops[0].band
         for crop in crops[1:]:
             changed = changed.union(crop.band)
+        changed_slices = (slice(changed.y0, changed.y1), slice(changed.x0, changed.x1))
+        guides: list[np.ndarray] = []  # each region's last engine stage, restored (texture guides)
+        last_extras: dict = {}
         for index in range(stage_count):
             # Each stage is its own full-size array (a receiver may keep an earlier one);
             # the copy is a memcpy numpy runs without the GIL.
             canvas = request.image.copy()
             attention: list[tuple[Region, AttentionSource]] = []
-            extras: dict = {"changed": (slice(changed.y0, changed.y1), slice(changed.x0, changed.x1))}
+            extras: dict = {"changed": changed_slices}
             name = engine.stage_names[index]
-            for crop, run in zip(crops, runs):
+            for k, (crop, run) in enumerate(zip(crops, runs)):
                 cancel.raise_if_cancelled()
+                tracker.begin(name, f"region {k + 1}/{len(crops)}")
                 core = next(run, None)
                 if core is None:
                     raise RuntimeError(
@@ -404,7 +522,10 @@ def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = 
                         f"promise {stage_count}"
                     )
                 name = core.name
-                paste_back(canvas, restore_crop(core.image, crop.region), crop)
+                restored = restore_crop(core.image, crop.region)
+                paste_back(canvas, restored, crop)
+                if with_texture and index == stage_count - 1:
+                    guides.append(restored)
                 for key, value in core.extras.items():
                     if key == "attention":
                         attention.append((crop.region, value))
@@ -412,13 +533,25 @@ def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = 
                         extras[key] = value
             if attention:
                 extras["attention"] = CropAttention(window.image_shape, attention)
-            yield FillStage(
-                name, canvas, clock(), request.request_id, final=index == stage_count - 1, extras=extras
-            )
+            last_extras = extras
+            final = index == total_stages - 1
+            if final:
+                tracker.finish(name)
+            yield FillStage(name, canvas, clock(), request.request_id, final=final, extras=extras)
         if any(next(run, None) is not None for run in runs):
             raise RuntimeError(
                 f"engine {engine.name!r} yielded more stages than its stage_names {engine.stage_names}"
             )
+        if with_texture:
+            canvas = request.image.copy()
+            for k, (crop, guide) in enumerate(zip(crops, guides)):
+                cancel.raise_if_cancelled()
+                tracker.begin(TEXTURE_STAGE, f"region {k + 1}/{len(crops)}")
+                paste_back(canvas, texture_pass(request, window, crop.region, guide, monitor), crop)
+            tracker.finish(TEXTURE_STAGE)
+            # The model's extras (device, note, attention) still describe where the fill came from.
+            yield FillStage(TEXTURE_STAGE, canvas, clock(), request.request_id, final=True,
+                            extras=dict(last_extras))
     finally:
         for run in runs:
             close = getattr(run, "close", None)

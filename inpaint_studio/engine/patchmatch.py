@@ -32,6 +32,7 @@ channel value.
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -62,10 +63,11 @@ def _njit(fn):
 
 
 @_njit
-def _patch_distance(img, ty, tx, sy, sx, r, limit):
-    """Mean squared difference between the target patch at (ty, tx) (clipped to the image)
-    and the source patch at (sy, sx) (always inside); stops early above ``limit``."""
-    h, w = img.shape[0], img.shape[1]
+def _cross_distance(tgt_img, src_img, ty, tx, sy, sx, r, limit):
+    """Mean squared difference between the patch of ``tgt_img`` at (ty, tx) (clipped to the
+    image) and the patch of ``src_img`` at (sy, sx) (always inside); stops early above
+    ``limit`` (the value returned is then above ``limit`` too)."""
+    h, w = tgt_img.shape[0], tgt_img.shape[1]
     y0, y1 = max(ty - r, 0), min(ty + r, h - 1)
     x0, x1 = max(tx - r, 0), min(tx + r, w - 1)
     count = (y1 - y0 + 1) * (x1 - x0 + 1) * 3
@@ -76,7 +78,7 @@ def _patch_distance(img, ty, tx, sy, sx, r, limit):
         for x in range(x0, x1 + 1):
             sxx = sx + x - tx
             for c in range(3):
-                d = img[y, x, c] - img[syy, sxx, c]
+                d = tgt_img[y, x, c] - src_img[syy, sxx, c]
                 total += d * d
         if total > budget:
             return total / count
@@ -84,15 +86,36 @@ def _patch_distance(img, ty, tx, sy, sx, r, limit):
 
 
 @_njit
-def _search(img, src_ok, src_y, src_x, tgt_y, tgt_x, is_tgt, nnf_y, nnf_x, nnf_d, r, iters, seed):
-    """Improve the NNF of every target centre in place (``iters`` PatchMatch sweeps)."""
+def _patch_distance(img, ty, tx, sy, sx, r, limit):
+    """:func:`_cross_distance` of ``img`` with itself: target patch vs source patch."""
+    return _cross_distance(img, img, ty, tx, sy, sx, r, limit)
+
+
+@_njit
+def _match_distance(img, guide, guide_src, guide_weight, ty, tx, sy, sx, r, limit):
+    """The search's distance: the patch distance on the current estimate plus, when
+    ``guide_weight > 0``, ``guide_weight`` times the distance of the guide's patch at the
+    target's place (``guide``) to the source's patch in ``guide_src`` (both float32
+    ``(H, W, 3)`` on the level's grid; ``guide_src`` is the image seen as the guide sees it,
+    e.g. low-passed like a blurred guide, so that texture is not penalised for being sharp)."""
+    d = _patch_distance(img, ty, tx, sy, sx, r, limit)
+    if guide_weight <= 0.0 or d >= limit:
+        return d
+    return d + guide_weight * _cross_distance(guide, guide_src, ty, tx, sy, sx, r, (limit - d) / guide_weight)
+
+
+@_njit
+def _search(img, guide, guide_src, guide_weight, src_ok, src_y, src_x, tgt_y, tgt_x, is_tgt, nnf_y, nnf_x, nnf_d,
+            r, iters, seed):
+    """Improve the NNF of every target centre in place (``iters`` PatchMatch sweeps) under
+    :func:`_match_distance` (``guide_weight`` 0: plain PatchMatch, guides unused)."""
     np.random.seed(seed)
     h, w = img.shape[0], img.shape[1]
     n = tgt_y.shape[0]
     inf = np.float32(1e30)
     for i in range(n):
-        nnf_d[tgt_y[i], tgt_x[i]] = _patch_distance(
-            img, tgt_y[i], tgt_x[i], nnf_y[tgt_y[i], tgt_x[i]], nnf_x[tgt_y[i], tgt_x[i]], r, inf
+        nnf_d[tgt_y[i], tgt_x[i]] = _match_distance(
+            img, guide, guide_src, guide_weight, tgt_y[i], tgt_x[i], nnf_y[tgt_y[i], tgt_x[i]], nnf_x[tgt_y[i], tgt_x[i]], r, inf
         )
     for it in range(iters):
         step = 1 if it % 2 == 0 else -1
@@ -106,7 +129,7 @@ def _search(img, src_ok, src_y, src_x, tgt_y, tgt_x, is_tgt, nnf_y, nnf_x, nnf_d
                 if 0 <= ny < h and 0 <= nx < w and is_tgt[ny, nx]:
                     cy, cx = nnf_y[ny, nx] - dy, nnf_x[ny, nx] - dx
                     if 0 <= cy < h and 0 <= cx < w and src_ok[cy, cx]:
-                        d = _patch_distance(img, y, x, cy, cx, r, best_d)
+                        d = _match_distance(img, guide, guide_src, guide_weight, y, x, cy, cx, r, best_d)
                         if d < best_d:
                             best_y, best_x, best_d = cy, cx, d
             # Random search around the best match in windows halving from the image size.
@@ -115,24 +138,25 @@ def _search(img, src_ok, src_y, src_x, tgt_y, tgt_x, is_tgt, nnf_y, nnf_x, nnf_d
                 cy = best_y + np.random.randint(-radius, radius + 1)
                 cx = best_x + np.random.randint(-radius, radius + 1)
                 if 0 <= cy < h and 0 <= cx < w and src_ok[cy, cx]:
-                    d = _patch_distance(img, y, x, cy, cx, r, best_d)
+                    d = _match_distance(img, guide, guide_src, guide_weight, y, x, cy, cx, r, best_d)
                     if d < best_d:
                         best_y, best_x, best_d = cy, cx, d
                 radius //= 2
             # One uniform draw keeps a target from being stuck in a poor basin.
             j = np.random.randint(0, src_y.shape[0])
-            d = _patch_distance(img, y, x, src_y[j], src_x[j], r, best_d)
+            d = _match_distance(img, guide, guide_src, guide_weight, y, x, src_y[j], src_x[j], r, best_d)
             if d < best_d:
                 best_y, best_x, best_d = src_y[j], src_x[j], d
             nnf_y[y, x], nnf_x[y, x], nnf_d[y, x] = best_y, best_x, best_d
 
 
 @_njit
-def _distances(img, tgt_y, tgt_x, nnf_y, nnf_x, nnf_d, r):
+def _distances(img, guide, guide_src, guide_weight, tgt_y, tgt_x, nnf_y, nnf_x, nnf_d, r):
     """Recompute the match distance of every target for the current image estimate."""
     for i in range(tgt_y.shape[0]):
         y, x = tgt_y[i], tgt_x[i]
-        nnf_d[y, x] = _patch_distance(img, y, x, nnf_y[y, x], nnf_x[y, x], r, np.float32(1e30))
+        nnf_d[y, x] = _match_distance(img, guide, guide_src, guide_weight, y, x, nnf_y[y, x], nnf_x[y, x], r,
+                                      np.float32(1e30))
 
 
 @_njit
@@ -337,12 +361,116 @@ def _em_schedule(n_levels: int) -> list[int]:
     return [max(EM_FINE, EM_COARSE - i) for i in range(n_levels)]
 
 
-def inpaint(image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
+class LevelGuide(NamedTuple):
+    """Guidance for one pyramid level (float32 ``(h, w, 3)`` arrays on the level's grid).
+
+    target: the guide, read at the target patch's place.
+    source: the level's image as the guide would show it, read at the source patch's place.
+    weight: of the guide distance relative to the patch distance (0 = unguided).
+    """
+
+    target: np.ndarray
+    source: np.ndarray
+    weight: float
+
+
+class Monitor(Protocol):
+    """What the synthesis loop sees of its caller (e.g. :class:`~.base.CoreMonitor`).
+
+    check(): raises (e.g. ``FillCancelled``) when the caller wants the work stopped; called
+        before every EM iteration, so a cancel takes effect within one search sweep pair.
+    report(fraction, text): progress of this call, ``fraction`` in [0, 1], non-decreasing.
+    """
+
+    def check(self) -> None: ...
+
+    def report(self, fraction: float, text: str) -> None: ...
+
+
+class _Quiet:
+    """A monitor that never cancels and reports nowhere."""
+
+    def check(self) -> None:
+        pass
+
+    def report(self, fraction: float, text: str) -> None:
+        pass
+
+
+def synthesise(
+    levels: list[tuple[np.ndarray, np.ndarray]],
+    initial: np.ndarray,
+    seed: int,
+    guides: list[LevelGuide] | None = None,
+    monitor: Monitor | None = None,
+) -> tuple[_Level | None, np.ndarray | None]:
+    """Coarse-to-fine EM synthesis over a pyramid from :func:`_pyramid` (finest first).
+
+    initial: float32 ``(h, w, 3)``, the coarsest level's first estimate (hole filled).
+    guides: optional, one :class:`LevelGuide` per level, finest first: what the search also
+        matches against there (see :func:`_match_distance`).
+    Returns the finest level reached (its ``image`` is the filled estimate, float32) and the
+    last vote's border residual; ``(None, None)`` when even the coarsest level has no source.
+    """
+    monitor = monitor or _Quiet()
+    r = PATCH_RADIUS
+    schedule = _em_schedule(len(levels))
+    # Work per level ~ hole pixels x (EM iterations + the initial vote): the progress unit.
+    work = [float(h.sum()) * (em + 1) for em, (_, h) in zip(schedule, reversed(levels))]
+    total, done = max(sum(work), 1.0), 0.0
+    no_guide = np.zeros((1, 1, 3), np.float32)
+    previous: _Level | None = None
+    residual: np.ndarray | None = None
+    for depth, (em_iters, (level_image, level_hole)) in enumerate(zip(schedule, reversed(levels))):
+        monitor.check()
+        index = len(levels) - 1 - depth  # position in the finest-first lists
+        if guides is None:
+            guide, guide_src, weight = no_guide, no_guide, 0.0
+        else:
+            guide, guide_src = (np.ascontiguousarray(a, dtype=np.float32) for a in guides[index][:2])
+            weight = float(guides[index].weight)
+        level_seed = seed * 1_000_003 + depth * 7919
+        if previous is None:
+            estimate = initial.astype(np.float32)
+        else:
+            h, w = level_hole.shape
+            upsampled = cv2.resize(previous.image, (w, h), interpolation=cv2.INTER_LINEAR)
+            estimate = level_image.copy()
+            estimate[level_hole] = upsampled[level_hole]
+        level = _Level(np.ascontiguousarray(estimate), level_hole, r)
+        if not level.has_sources:  # the pyramid guarantees it for the coarsest only
+            break
+        if previous is None:
+            _random_init(level.tgt_y, level.tgt_x, level.src_y, level.src_x, level.nnf_y, level.nnf_x, level_seed)
+        else:
+            _upsample_nnf(previous.nnf_y, previous.nnf_x, level.tgt_y, level.tgt_x, level.src_ok,
+                          level.src_y, level.src_x, level.nnf_y, level.nnf_x, level_seed)
+            _distances(level.image, guide, guide_src, weight, level.tgt_y, level.tgt_x, level.nnf_y, level.nnf_x,
+                       level.nnf_d, r)
+            residual = level.vote(r)
+        step = work[depth] / (em_iters + 1)
+        done += step
+        label = f"PatchMatch level {depth + 1}/{len(levels)}"
+        monitor.report(done / total, label)
+        for em in range(em_iters):
+            monitor.check()
+            _search(level.image, guide, guide_src, weight, level.src_ok, level.src_y, level.src_x, level.tgt_y,
+                    level.tgt_x, level.is_tgt, level.nnf_y, level.nnf_x, level.nnf_d, r, 2,
+                    level_seed + em + 1)
+            residual = level.vote(r)
+            done += step
+            monitor.report(min(done / total, 1.0), label)
+        previous = level
+    return previous, residual
+
+
+def inpaint(image: np.ndarray, hole: np.ndarray, seed: int = 0, monitor: Monitor | None = None) -> np.ndarray:
     """Fill ``hole`` (bool ``(H, W)``) of ``image`` (RGB ``uint8`` ``(H, W, 3)``).
 
     Returns a new ``uint8 (H, W, 3)`` image equal to ``image`` outside the hole. Images too
     small for a 7x7 patch outside the hole fall back to OpenCV Telea (and to the mean colour,
-    or mid-grey, when there are no known pixels at all).
+    or mid-grey, when there are no known pixels at all). ``monitor`` (optional) is checked
+    for cancellation before every EM iteration and told the progress (see :class:`Monitor`).
     """
     hole = hole.astype(bool)
     out = image.copy()
@@ -358,37 +486,11 @@ def inpaint(image: np.ndarray, hole: np.ndarray, seed: int = 0) -> np.ndarray:
     if not _Level(coarse_image, coarse_hole, r).has_sources:
         return telea
     coarse_filled = _initial_fill(coarse_image, coarse_hole, r, seed)
-    schedule = _em_schedule(len(levels))
-    previous: _Level | None = None
-    for depth, (em_iters, (level_image, level_hole)) in enumerate(zip(schedule, reversed(levels))):
-        level_seed = seed * 1_000_003 + depth * 7919
-        if previous is None:
-            estimate = coarse_filled.astype(np.float32)
-        else:
-            h, w = level_hole.shape
-            upsampled = cv2.resize(previous.image, (w, h), interpolation=cv2.INTER_LINEAR)
-            estimate = level_image.copy()
-            estimate[level_hole] = upsampled[level_hole]
-        level = _Level(np.ascontiguousarray(estimate), level_hole, r)
-        if not level.has_sources:  # the pyramid guarantees it for the coarsest only
-            break
-        if previous is None:
-            _random_init(level.tgt_y, level.tgt_x, level.src_y, level.src_x, level.nnf_y, level.nnf_x, level_seed)
-        else:
-            _upsample_nnf(previous.nnf_y, previous.nnf_x, level.tgt_y, level.tgt_x, level.src_ok,
-                          level.src_y, level.src_x, level.nnf_y, level.nnf_x, level_seed)
-            _distances(level.image, level.tgt_y, level.tgt_x, level.nnf_y, level.nnf_x, level.nnf_d, r)
-            level.vote(r)
-        for em in range(em_iters):
-            _search(level.image, level.src_ok, level.src_y, level.src_x, level.tgt_y, level.tgt_x,
-                    level.is_tgt, level.nnf_y, level.nnf_x, level.nnf_d, r, 2, level_seed + em + 1)
-            residual = level.vote(r)
-        previous = level
-    if previous is not None:
-        previous.correct_border(residual)
-    if previous is None or previous.image.shape[:2] != hole.shape:
+    finest, residual = synthesise(levels, coarse_filled, seed, monitor=monitor)
+    if finest is None or finest.image.shape[:2] != hole.shape:
         return telea
-    filled = np.clip(np.rint(previous.image), 0, 255).astype(np.uint8)
+    finest.correct_border(residual)
+    filled = np.clip(np.rint(finest.image), 0, 255).astype(np.uint8)
     out[hole] = filled[hole]
     return out
 

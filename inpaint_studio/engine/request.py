@@ -9,6 +9,15 @@ Conventions (shared by every engine, the CLI, the app and the benchmarks):
   Only lines inside the hole guide the fill.
 * Every :class:`FillStage` image has exactly the input's shape and dtype; pixels outside the
   slightly dilated hole are the input's, bit for bit.
+
+Progress: ``Engine.fill(request, cancel, progress)`` takes an optional ``progress`` callback
+(:data:`ProgressCallback`). It is called in the filling thread with a :class:`FillProgress`
+whose ``fraction`` covers the whole fill (every region and stage, the texture pass included),
+never decreases, and is exactly 1.0 once, just before the final stage is yielded. Calls come
+at the start of each region's stage and, from engines that report inside their work
+(PatchMatch: per pyramid level and EM iteration), in between. The callback must return
+quickly; it may set the fill's :class:`CancelToken`, which then stops the fill with
+:class:`FillCancelled` at the next check (within one PatchMatch iteration).
 """
 
 from __future__ import annotations
@@ -16,12 +25,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 
 Strategy = Literal["crop", "resize", "full"]
 STRATEGIES: tuple[str, ...] = ("crop", "resize", "full")
+Texture = Literal["none", "patchmatch"]
+TEXTURES: tuple[str, ...] = ("none", "patchmatch")
 
 
 class InvalidRequest(ValueError):
@@ -29,7 +40,8 @@ class InvalidRequest(ValueError):
 
 
 class FillCancelled(Exception):
-    """Raised inside an engine when the caller cancelled the fill between stages."""
+    """Raised inside an engine when the caller cancelled the fill (checked between stages,
+    and inside PatchMatch before every EM iteration)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,10 @@ class FillOptions:
     seed: seeds any randomness (PatchMatch initialisation), so fills are repeatable.
     attention: ask a deep engine to attach an attention source to its stages
         (``FillStage.extras["attention"]``) for the "where did this come from" view.
+    texture: ``patchmatch`` makes a deep engine add a last stage named ``texture``: the hole
+        re-synthesised at the photo's full resolution by PatchMatch guided by the deep fill
+        (:mod:`inpaint_studio.engine.texture`); ``none`` stops at the model's own result.
+        Classical engines ignore it.
     """
 
     strategy: Strategy = "crop"
@@ -52,11 +68,16 @@ class FillOptions:
     device: str = "auto"
     seed: int = 0
     attention: bool = False
+    texture: Texture = "none"
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise InvalidRequest(
                 f"unknown HD strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
+        if self.texture not in TEXTURES:
+            raise InvalidRequest(
+                f"unknown texture pass {self.texture!r}; choose one of {', '.join(TEXTURES)}"
             )
         if self.crop_margin < 0:
             raise InvalidRequest(f"crop_margin must be >= 0, got {self.crop_margin}")
@@ -121,7 +142,8 @@ class FillRequest:
 class FillStage:
     """One result of a fill, streamed as soon as it is ready.
 
-    name: ``coarse`` / ``refined`` for two-stage deep models, ``final`` for one-stage ones.
+    name: ``coarse`` / ``refined`` for two-stage deep models, ``final`` for one-stage ones,
+        then ``texture`` when ``FillOptions.texture`` asks a deep engine for it.
     image: RGB ``uint8`` ``(H, W, 3)``, the full input size, composited (outside the hole =
         input pixels, bit for bit).
     seconds: wall time from the start of the fill to this stage.
@@ -137,6 +159,34 @@ class FillStage:
     request_id: int = 0
     final: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FillProgress:
+    """How far a fill has got (see "Progress" in this module's docstring).
+
+    stage: name of the stage being computed (``coarse``, ``refined``, ``texture``, ``final``).
+    fraction: of the whole fill done, in [0, 1], non-decreasing; 1.0 only when all is done.
+    text: short human text, e.g. ``"texture: PatchMatch level 3/5"``.
+    seconds: wall time since the fill started.
+    request_id: the request's id, so a receiver can drop progress of a stale request.
+    """
+
+    stage: str
+    fraction: float
+    text: str
+    seconds: float
+    request_id: int = 0
+
+    def eta(self) -> float | None:
+        """Seconds left, extrapolated linearly from ``seconds`` and ``fraction``; None before
+        there is anything to extrapolate from."""
+        if self.fraction <= 0.0 or self.seconds <= 0.0:
+            return None
+        return self.seconds * (1.0 - self.fraction) / self.fraction
+
+
+ProgressCallback = Callable[[FillProgress], None]
 
 
 class CancelToken:

@@ -1,0 +1,153 @@
+"""Deep structure, real texture: PatchMatch re-synthesises a hole at full resolution, guided by
+a deep model's (blurred, often upscaled) fill.
+
+A deep model trained on little compute gets colours and structure right but fills blurred, and
+any photo larger than its working size is filled small and upscaled. PatchMatch copies real
+texture from the photo but may break structure. The guided synthesis takes each one's strength:
+
+1. The pyramid of the known pixels is :func:`patchmatch._pyramid`'s (same depth rule); the
+   guide (the deep fill composited into the photo) gets the same pyramid by area averaging.
+2. The coarsest level starts from the guide instead of an onion-peel fill, so the layout of the
+   hole is the model's.
+3. At every level the search's patch distance adds ``weight * |source patch - guide patch at
+   the target's place|^2`` (:func:`patchmatch._match_distance`): a copied patch must fit its
+   neighbours *and* look like the model's fill there. The weight falls geometrically from
+   :data:`GUIDE_WEIGHT_COARSEST` to :data:`GUIDE_WEIGHT_FINEST`: coarse levels settle
+   structure, fine levels are free to pick the sharpest texture that fits.
+4. After the finest vote, the fill's low frequencies are replaced by the guide's (a Gaussian
+   of :data:`STRUCTURE_SIGMA` px at the guide's own resolution, averaged over hole pixels only):
+   structure and colour follow the model, what lies above that frequency comes from the photo.
+
+Sketch lines guide the deep model, and through its fill this synthesis: nothing here reads them.
+
+Arrays: ``image`` and ``guide`` RGB ``uint8 (H, W, 3)``; ``hole`` bool ``(H, W)``. The
+image's hole pixels are never read (only the guide's are).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from . import patchmatch
+
+# Guidance weight (relative to the patch's own distance) at the coarsest and finest levels,
+# geometric in between.
+GUIDE_WEIGHT_COARSEST = 4.0
+GUIDE_WEIGHT_FINEST = 0.5
+# Low frequencies below this scale (Gaussian sigma, px at the guide's own resolution) follow
+# the guide exactly; finer detail is the copied texture's.
+STRUCTURE_SIGMA = 2.0
+# The coarsest level's start takes the guide's low frequencies below this (px at that level).
+INITIAL_SIGMA = 2.0
+
+
+def guide_weights(n_levels: int) -> list[float]:
+    """Guidance weight per pyramid level, finest first (``n_levels >= 1``)."""
+    if n_levels == 1:
+        return [GUIDE_WEIGHT_FINEST]
+    ratio = (GUIDE_WEIGHT_COARSEST / GUIDE_WEIGHT_FINEST) ** (1.0 / (n_levels - 1))
+    return [GUIDE_WEIGHT_FINEST * ratio ** k for k in range(n_levels)]
+
+
+def low_pass(image: np.ndarray, sigma: float, known: np.ndarray | None = None) -> np.ndarray:
+    """Gaussian low-pass (``sigma`` px) of float32 ``(h, w, 3)``; with ``known`` (bool
+    ``(h, w)``) only known pixels are averaged (normalised convolution), so a zeroed hole
+    does not darken its surroundings. ``sigma < 0.3``: the image itself."""
+    if sigma < 0.3:
+        return image
+    blur = lambda a: cv2.GaussianBlur(a, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)  # noqa: E731
+    if known is None:
+        return blur(image)
+    weight = known.astype(np.float32)
+    return blur(image * weight[..., None]) / np.maximum(blur(weight), 1e-6)[..., None]
+
+
+def level_guides(composite: np.ndarray, levels: list[tuple[np.ndarray, np.ndarray]],
+                 structure_sigma: float) -> list[patchmatch.LevelGuide]:
+    """One :class:`patchmatch.LevelGuide` per pyramid level, finest first.
+
+    composite: float32 ``(H, W, 3)``, the photo with the guide in its hole. It is halved by
+    area averaging like the pyramid; at each level both it and the level's known pixels are
+    low-passed at the structure scale (``structure_sigma`` px at full resolution, halved per
+    level), so the guide term compares structure with structure and sharp texture is not
+    penalised for the detail the guide lacks.
+    """
+    out = []
+    target = composite
+    weights = guide_weights(len(levels))
+    for k, (image, hole) in enumerate(levels):
+        h, w = hole.shape
+        if target.shape[:2] != (h, w):
+            target = cv2.resize(target, (w, h), interpolation=cv2.INTER_AREA)
+        sigma = structure_sigma / 2 ** k
+        out.append(patchmatch.LevelGuide(low_pass(target, sigma), low_pass(image, sigma, ~hole), weights[k]))
+    return out
+
+
+def follow_guide_structure(fill: np.ndarray, guide: np.ndarray, hole: np.ndarray, sigma: float) -> None:
+    """Shift ``fill`` (float32 ``(H, W, 3)``) in place inside ``hole`` by the low-pass (Gaussian
+    ``sigma`` px) of ``guide - fill``, averaged over hole pixels only (the known pixels, where
+    the two agree, would pull the average toward zero near the border)."""
+    if sigma <= 0:
+        return
+    ys, xs = np.nonzero(hole)
+    # Work inside the hole's box plus the kernel's reach: the cost follows the hole.
+    reach = int(np.ceil(3 * sigma)) + 1
+    y0, y1 = max(0, ys.min() - reach), min(hole.shape[0], ys.max() + 1 + reach)
+    x0, x1 = max(0, xs.min() - reach), min(hole.shape[1], xs.max() + 1 + reach)
+    box = hole[y0:y1, x0:x1]
+    weight = box.astype(np.float32)
+    diff = (guide[y0:y1, x0:x1] - fill[y0:y1, x0:x1]) * weight[..., None]
+    blur = lambda a: cv2.GaussianBlur(a, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)  # noqa: E731
+    shift = blur(diff) / np.maximum(blur(weight), 1e-6)[..., None]
+    fill[y0:y1, x0:x1][box] += shift[box]
+
+
+def guided_inpaint(
+    image: np.ndarray,
+    hole: np.ndarray,
+    guide: np.ndarray,
+    seed: int = 0,
+    guide_scale: float = 1.0,
+    monitor: patchmatch.Monitor | None = None,
+) -> np.ndarray:
+    """Fill ``hole`` of ``image`` with texture copied from its known pixels, following ``guide``.
+
+    image: RGB ``uint8 (H, W, 3)`` (hole pixels ignored); hole: bool ``(H, W)``;
+    guide: RGB ``uint8 (H, W, 3)``, the deep fill (only its hole pixels are used).
+    guide_scale: the resolution the guide was really computed at, relative to ``image`` (a
+        deep fill made at 512 px and upscaled to 2048 px: 0.25); sets the structure scale.
+    monitor: checked before every EM iteration, told the progress (``patchmatch.Monitor``).
+    Returns a new ``uint8 (H, W, 3)``, ``image`` outside the hole bit for bit; the guide
+    itself where the photo has no patch to copy from.
+    """
+    hole = np.asarray(hole, dtype=bool)
+    out = image.copy()
+    if not hole.any():
+        return out
+    composite = image.astype(np.float32)
+    composite[hole] = guide[hole]
+    r = patchmatch.PATCH_RADIUS
+    levels = patchmatch._pyramid(image.astype(np.float32), hole, r)
+    structure_sigma = STRUCTURE_SIGMA / max(min(guide_scale, 1.0), 1e-3)
+    guides = level_guides(composite, levels, structure_sigma)
+    coarse_image, coarse_hole = levels[-1]
+    if not patchmatch._Level(coarse_image, coarse_hole, r).has_sources:
+        out[hole] = guide[hole]  # nothing to copy texture from: the model's fill stands
+        return out
+    coarse_guide = composite
+    for _, level_hole in levels[1:]:
+        coarse_guide = cv2.resize(coarse_guide, level_hole.shape[::-1], interpolation=cv2.INTER_AREA)
+    # Start from texture, not from the guide's blur (EM voting keeps a blurred start blurred):
+    # the onion-peel fill's detail over the guide's low frequencies.
+    initial = patchmatch._initial_fill(coarse_image, coarse_hole, r, seed)
+    follow_guide_structure(initial, coarse_guide, coarse_hole, INITIAL_SIGMA)
+    finest, _ = patchmatch.synthesise(levels, initial, seed, guides=guides, monitor=monitor)
+    if finest is None or finest.image.shape[:2] != hole.shape:
+        out[hole] = guide[hole]  # nothing to copy texture from: the model's fill stands
+        return out
+    fill = finest.image
+    follow_guide_structure(fill, composite, hole, structure_sigma)
+    out[hole] = np.clip(np.rint(fill[hole]), 0, 255).astype(np.uint8)
+    return out
