@@ -6,14 +6,16 @@ through the engine API with the default strategy; scores are L1 over the hole, L
 image (both mean absolute error in [0, 1]), PSNR and SSIM over the image, averaged per bin.
 
     python bench/quality.py --engines patchmatch,telea,ns[,pypatchmatch] [--quick N] [--sheet PATH]
-                            [--data DIR]
+                            [--data DIR] [--update-docs]
 
 ``pypatchmatch`` is the PyPI ``pypatchmatch`` library (``pip install pypatchmatch``, the ``bench``
 extra), run through the same engine API (same crop, zeroed hole, paste-back) with 7x7 patches
 like ours and a fixed seed; only this benchmark imports it, never the package.
 
 Prints one table (bin x engine) and writes a contact sheet PNG: for a few pairs, the input with
-its hole shown, each engine's fill, and the original.
+its hole shown, each engine's fill, and the original. The sheet goes to ``out/quality_sheet.png``
+(git-ignored) unless ``--sheet`` names another path; ``--update-docs`` writes the tracked
+``docs/quality_sheet.png`` the README shows, and only then.
 """
 
 from __future__ import annotations
@@ -149,14 +151,30 @@ def format_table(results: dict[tuple[str, str], list[dict[str, float]]], engines
     return "\n".join(lines)
 
 
+OUT_SHEET = REPO / "out" / "quality_sheet.png"
+DOCS_SHEET = REPO / "docs" / "quality_sheet.png"
+
+
+def sheet_path(sheet: Path | None, update_docs: bool, parser: argparse.ArgumentParser) -> Path:
+    """Where the contact sheet goes: ``--sheet``, else the docs copy with ``--update-docs``,
+    else the git-ignored ``out/`` folder (a plain run never rewrites a tracked file)."""
+    if sheet is not None and update_docs:
+        parser.error("give --sheet PATH or --update-docs, not both")
+    if sheet is not None:
+        return sheet
+    return DOCS_SHEET if update_docs else OUT_SHEET
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default="patchmatch,telea,ns", help=f"comma-separated engine names ({PYPATCHMATCH} for the PyPI library)")
     parser.add_argument("--quick", type=int, metavar="N", help="only the first N photos (all their bins)")
     parser.add_argument("--data", type=Path, default=default_data_dir(), help="data folder (eval_pairs.tsv)")
-    parser.add_argument("--sheet", type=Path, default=REPO / "docs" / "quality_sheet.png", help="contact sheet PNG")
+    parser.add_argument("--sheet", type=Path, default=None, help=f"contact sheet PNG (default: {OUT_SHEET.relative_to(REPO)})")
+    parser.add_argument("--update-docs", action="store_true", help=f"write the sheet to the tracked {DOCS_SHEET.relative_to(REPO)}")
     parser.add_argument("--sheet-rows", type=int, default=4, help="pairs shown on the contact sheet")
     args = parser.parse_args(argv)
+    args.sheet = sheet_path(args.sheet, args.update_docs, parser)
 
     names = [n.strip() for n in args.engines.split(",") if n.strip()]
     engines = {name: make_engine(name) for name in names}
