@@ -101,7 +101,8 @@ class TrainConfig:
                                  "pixel); the paper's 0.99, the reference code's 0.9")
     early_stop: int = _opt(0, "stop after this many validations without a better validation "
                            "L1 (0 = off; finetune default 5)")
-    max_minutes: float = _opt(0.0, "stop (with a checkpoint) after this many minutes (0 = off)")
+    max_minutes: float = _opt(0.0, "stop (with a checkpoint) after this many minutes of this process "
+                        "(a resumed run gets its own budget; 0 = off)")
     device: str = _opt("auto", "auto (CUDA if present, else CPU), cpu, cuda or cuda:N")
     deterministic: bool = _opt(False, "deterministic algorithms (slower; for exact resume checks)")
     export: str = _opt("", "finetune: where to write the exported model (default: the user "

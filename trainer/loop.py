@@ -466,6 +466,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
     stopped, consecutive_bad = "steps", 0
     window_start, window_images = time.perf_counter(), 0
     run_start = time.perf_counter() - counters["seconds"]
+    process_start = time.perf_counter()  # --max-minutes counts this process, not earlier legs
     G.train()
     D.train()
     try:
@@ -548,7 +549,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
                 with _rng_untouched():
                     _, grid = _validate(ema, recipe, val_batches[:1], autocast)
                 progress.sample(step, grid)
-            if env.is_main and cfg.max_minutes and counters["seconds"] > cfg.max_minutes * 60:
+            if env.is_main and cfg.max_minutes \
+                    and time.perf_counter() - process_start > cfg.max_minutes * 60:
                 stopped, stop_now = "time", True
             stop_now = _agree(stop_now, env, device)
             if cfg.ckpt_every and step % cfg.ckpt_every == 0 or is_last or stop_now:

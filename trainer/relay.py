@@ -52,7 +52,8 @@ def save_relay_state(checkpoint: str | Path, out: str | Path) -> Path:
     for k, v in state["discriminators"].items():
         tensors[f"discriminators.{k}"] = (v.half() if v.is_floating_point() else v).contiguous()
     meta = {k: state.get(k) for k in _META_KEYS}
-    meta["data"] = {"epoch": state["data"]["epoch"], "batches_done": 0}
+    # The next leg starts a fresh epoch (its order is seeded by the epoch number).
+    meta["data"] = {"epoch": state["data"]["epoch"] + 1, "batches_done": 0}
     metadata = {"format": FORMAT, "state": json.dumps(meta)}
     out = Path(out)
     tmp = out.with_name(f".{out.name}.relay.tmp")
