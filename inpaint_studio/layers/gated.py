@@ -14,8 +14,8 @@ the result, and a layer whose conv output (``2 * out_ch`` channels) would exceed
 exists: that bounds peak memory on large photos (a 2048 px full-resolution layer's conv output
 alone is 800 MB, its upsampled input 800 MB more). An up-conv upsamples band by band too. The
 bands compute exactly the unbanded convolution (zero rows stand in for the padding at the
-image's top and bottom). The result keeps the input's memory format (channels_last in,
-channels_last out).
+image's top and bottom). The result is channels_last when the layer's weights are (a model
+moved with ``.to(memory_format=torch.channels_last)``), whatever the input's format.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def _activation(name: str | None, x: torch.Tensor, inplace: bool = False) -> tor
     if name == "relu":
         return F.relu(x, inplace=inplace)
     return x
+
+
+def _is_channels_last(t: torch.Tensor) -> bool:
+    """True for a 4-D tensor laid out NHWC (and not also NCHW, as 1x1 ones can be)."""
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
 
 
 class GatedConv2d(nn.Module):
@@ -98,8 +103,10 @@ class GatedConv2d(nn.Module):
         b, _, h, w = like.shape
         h, w = h * scale, w * scale
         out_h, out_w = (h + 2 * p - d * (k - 1) - 1) // s + 1, (w + 2 * p - d * (k - 1) - 1) // s + 1
-        fmt = torch.channels_last if like.is_contiguous(memory_format=torch.channels_last) and like.shape[1] > 1 \
-            else torch.contiguous_format
+        # The weight's format decides (a model moved to channels_last): an input that arrives
+        # NCHW from a cat or a mask product must not turn every later layer NCHW, which costs
+        # a conversion of the input and of the output per layer.
+        fmt = torch.channels_last if _is_channels_last(conv.weight) else torch.contiguous_format
         band = max(1, BAND_ELEMENTS // (2 * self.out_ch * out_w * b))
         if band >= out_h:  # one band: the plain convolution, padding included
             y = F.conv2d(rows(0, h), conv.weight, conv.bias, s, p, d)
