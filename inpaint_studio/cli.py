@@ -38,6 +38,7 @@ from .engine import (
     get_engine,
     list_engines,
 )
+from .engine.request import TEXTURES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 MASK_SUFFIX = "_mask"
@@ -86,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--overwrite", action="store_true",
                       help="replace existing output files (the input photo included)")
     fill.add_argument("--seed", type=int, default=0, help="seed for randomised engines")
+    fill.add_argument("--texture", choices=TEXTURES, default=FillOptions().texture,
+                      help="deep engines: re-synthesise the hole's texture at full resolution "
+                      "with PatchMatch guided by the model's fill (default: %(default)s)")
     fill.set_defaults(run=_run_fill)
 
     engines = commands.add_parser("engines", help="list engines and whether they can run here")
@@ -179,7 +183,7 @@ def _open_engine(args: argparse.Namespace) -> Engine | None:
 
 
 def _options(args: argparse.Namespace) -> FillOptions:
-    return FillOptions(strategy=args.strategy, device=args.device, seed=args.seed)
+    return FillOptions(strategy=args.strategy, device=args.device, seed=args.seed, texture=args.texture)
 
 
 @dataclass

@@ -90,6 +90,32 @@ def test_single_fill_default_output_keeps_format_and_exif(tmp_path, photo, capsy
     assert lines[2] == f"wrote {out} (fake)"
 
 
+class DeepFake(TwoStageFake):
+    """The flat-colour fake, declared deep: ``--texture patchmatch`` adds a texture stage."""
+
+    name = "deepfake"
+    kind = "deep"
+
+
+def test_texture_option_adds_the_texture_stage_to_a_deep_engine(tmp_path, photo, capsys, monkeypatch):
+    monkeypatch.setitem(registry._FACTORIES, "deepfake", DeepFake)
+    src = _write_photo(tmp_path / "p.png", photo)
+    _write_mask(tmp_path / "m.png", photo.shape[:2])
+    base = ["fill", str(src), "--mask", str(tmp_path / "m.png"), "--engine", "deepfake"]
+    assert cli.main([*base, "--out", str(tmp_path / "plain.png")]) == 0
+    plain = [line.split()[0] for line in capsys.readouterr().out.splitlines()[:-1]]
+    assert plain == ["coarse", "refined"]  # the default: texture none
+    assert cli.main([*base, "--texture", "patchmatch", "--out", str(tmp_path / "t.png")]) == 0
+    textured = [line.split()[0] for line in capsys.readouterr().out.splitlines()[:-1]]
+    assert textured == ["coarse", "refined", "texture"]
+    # The flat guide gives a flat fill: texture is copied from the photo, coloured like the guide.
+    hole = np.zeros(photo.shape[:2], bool)
+    hole[10:20, 30:50] = True
+    result = load_image(tmp_path / "t.png").rgb
+    assert not np.array_equal(result[hole], load_image(tmp_path / "plain.png").rgb[hole])
+    np.testing.assert_array_equal(result[~hole][:100], photo[~hole][:100])
+
+
 def test_png_fill_keeps_pixels_outside_hole_exactly(tmp_path, photo):
     src = _write_photo(tmp_path / "p.png", photo)
     mask = _write_mask(tmp_path / "m.png", photo.shape[:2])
@@ -170,6 +196,7 @@ def test_unknown_and_unavailable_engines(tmp_path, photo, capsys):
         (["fill", "a.png", "--mask", "m.png", "--input", "d", "--masks", "d"], "not both"),
         (["fill", "--input", "d", "--masks", "d"], "--out DIR"),
         (["fill", "a.png", "--mask", "m.png", "--strategy", "tiles"], "invalid choice"),
+        (["fill", "a.png", "--mask", "m.png", "--texture", "sharp"], "invalid choice"),
         (["frobnicate"], "invalid choice"),
     ],
 )

