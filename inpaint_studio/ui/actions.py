@@ -52,11 +52,13 @@ def _drawn_icon(kind: str) -> QIcon:
         if kind == "redo":
             p.translate(32, 0)
             p.scale(-1, 1)
-        pen = QPen(QColor(225, 225, 230), 3, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap)
+        # A mid blue reads on light and dark toolbars alike (a light grey looked disabled).
+        colour = QColor(40, 120, 215)
+        pen = QPen(colour, 3, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap)
         p.setPen(pen)
         p.drawArc(QRectF(7, 8, 20, 18), 0 * 16, 200 * 16)
         p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QColor(225, 225, 230))
+        p.setBrush(colour)
         p.drawPolygon([QPointF(2, 17), QPointF(14, 17), QPointF(8, 26)])
     elif kind == "fill":
         p.setBrush(QColor(90, 200, 120))

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationVersion(__version__)
     window = MainWindow()
     window.show()
+    window.service.warm_up()  # the first fill as fast as the next
     restored = window.offer_restore()
     if args.image and not restored:
         window.files.open_path(args.image)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 from .. import imageio
 from ..document import Document, Layer
 from .dialogs import confirm, show_error
+from .jpeg_quality import estimate_jpeg_quality
 from .qimage import qimage_to_rgb, rgb_to_qimage
 
 if TYPE_CHECKING:
@@ -121,23 +122,32 @@ class FileController(QObject):
                 ok = confirm(self.window, "Replace file?", f"{target.name} exists. Replace it?", "Replace")
             if not ok:
                 return False
-        if self._write(str(target), overwrite=True):
-            self.save_path = str(target)
-            return True
-        return False
+        return self._write(str(target), overwrite=True)
 
     def _write(self, path: str, overwrite: bool) -> bool:
         doc = self.window.document
         try:
-            imageio.save_image(path, doc.image, like=self.window.loaded, overwrite=overwrite)
+            imageio.save_image(path, doc.image, like=self.window.loaded, overwrite=overwrite,
+                               **self._quality_for(path))
         except (OSError, ValueError) as exc:
             show_error(self.window, "Cannot save", f"Could not save {path}: {exc}")
             return False
         doc.mark_saved()
+        self.save_path = path  # Ctrl+S writes here from now on, and the title names it
         self.window.remember_recent(path)
         self.window.show_status(f"Saved {path}")
         self.window.update_title()
         return True
+
+    def _quality_for(self, path: str) -> dict:
+        """``{"quality": q}`` when writing a JPEG from a JPEG source whose quality can be
+        estimated (kept, at most the writer's 95); else nothing (the writer's default)."""
+        loaded = self.window.loaded
+        if loaded is None or Path(path).suffix.lower() not in (".jpg", ".jpeg") \
+                or loaded.format != "JPEG":
+            return {}
+        quality = estimate_jpeg_quality(loaded.path)
+        return {} if quality is None else {"quality": min(95, quality)}
 
     # ---------------------------------------------------------- mask / sketch
     def import_layer(self, layer: Layer) -> None:

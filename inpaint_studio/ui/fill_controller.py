@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QComboBox, QLabel
 
 from .. import engine as engine_api
 from .. import mask_ops
+from ..engine import registry
 from ..document import Document, Rect
 from ..engine import AttentionSource, FillOptions, FillRequest, FillStage
 from .canvas import CanvasView
@@ -59,6 +60,10 @@ def explain_engine(selected, infos: list, default_name: str, chosen: bool) -> st
     else:
         why = "the default"
     deep = [i for i in infos if i.kind == "deep" and i.name != selected.name]
+    # The shipped model first (why it is not running is what the user wants to know), else
+    # the first deep engine that cannot run.
+    shipped = registry.DEFAULT_DEEP_ENGINE
+    deep.sort(key=lambda i: (i.name != shipped, bool(i.availability)))
     notes = []
     if selected.kind != "deep" and deep:
         first = deep[0]
@@ -124,6 +129,13 @@ class FillController(QObject):
         self.engine_box.setToolTip("Fill engine: deep models and classical methods")
         self.engine_note = QLabel()  # which engine will run and why, in plain sight
         self.engine_note.setObjectName("engine_note")
+        # Two short lines at most beside the selector, so the fill bar keeps its buttons.
+        self.engine_note.setWordWrap(True)
+        self.engine_note.setMaximumWidth(340)
+        self.engine_note.setContentsMargins(6, 0, 6, 0)
+        font = self.engine_note.font()
+        font.setPointSizeF(font.pointSizeF() * 0.9)
+        self.engine_note.setFont(font)
         self._infos: list = []
         self._chosen = False  # the user picked the engine (not the default)
         self.device_box = QComboBox()

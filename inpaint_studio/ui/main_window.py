@@ -38,6 +38,7 @@ from .worker import FillService
 PAINT_HINT = ("Fill (Ctrl+Enter) when the hole covers it all. Brush size: [ ], the Size box, or "
               "Shift+drag.")
 WAITING_HINT = "New strokes wait for the next Fill; the result shown is for the earlier hole."
+RUNNING_HINT = "New strokes wait for the next Fill; the running fill finishes the earlier hole."
 PERSIST_DELAY_MS = 1000  # window geometry and brush size reach the settings this soon
 
 TOOL_HINTS = {
@@ -336,8 +337,10 @@ class MainWindow(QMainWindow):
     def _on_stroke_finished(self, rect: Rect) -> None:
         # A running fill completes for its own hole and a shown result stays: new strokes
         # wait for the next Fill. The status line says so instead of a stale message.
-        waiting = self.fill.has_result or self.service.busy
-        self.show_status(WAITING_HINT if waiting else PAINT_HINT)
+        if self.service.busy:
+            self.show_status(RUNNING_HINT)
+        else:
+            self.show_status(WAITING_HINT if self.fill.has_result else PAINT_HINT)
         self._after_edit()
 
     def _on_engine_changed(self, info) -> None:
@@ -426,7 +429,8 @@ class MainWindow(QMainWindow):
         has_doc = doc is not None
         result = self.fill.has_result
         for action in (a.save, a.save_as, a.import_mask, a.export_mask, a.import_sketch,
-                       a.export_sketch, a.copy_result, a.clear_mask, a.clear_sketch, a.fill):
+                       a.export_sketch, a.copy_result, a.clear_mask, a.clear_sketch, a.fill,
+                       a.grow_mask, a.shrink_mask, a.fill_gaps):
             action.setEnabled(has_doc)
         a.undo.setEnabled(has_doc and doc.can_undo)
         a.redo.setEnabled(has_doc and doc.can_redo)

@@ -77,6 +77,7 @@ class FillWorker(QObject):
     cancelled = Signal(int)
     finished = Signal(int)  # after the last signal of a job, whatever its outcome
     progressed = Signal(int, object)  # request id, engine.FillProgress
+    warmed = Signal(float)  # seconds the PatchMatch kernels took to compile or load
 
     def __init__(self, engine_getter: Callable[[str, str], Engine] | None = None) -> None:
         super().__init__()
@@ -133,6 +134,20 @@ class FillWorker(QObject):
         return engine.fill(job.request, job.cancel)
 
     @Slot()
+    def warm_up(self) -> None:
+        """Compile or load PatchMatch's kernels now, in this thread, so that the first fill
+        is as fast as the next (numba compiles on first use; it took 9 s of an 11.7 s first
+        fill). A failure here is left for the first fill to report."""
+        try:
+            from ..engine import patchmatch
+
+            seconds = patchmatch.warm_up()
+        except Exception:  # the fill itself will say what is wrong
+            traceback.print_exc()
+            seconds = -1.0
+        self.warmed.emit(seconds)
+
+    @Slot()
     def forget_engines(self) -> None:
         """Drop constructed engines (new model files appeared); the next job reloads."""
         self._engines.clear()
@@ -148,6 +163,7 @@ class FillService(QObject):
 
     _queue = Signal(object)
     _forget = Signal()
+    _warm = Signal()
 
     def __init__(self, engine_getter: Callable[[str, str], Engine] | None = None,
                  parent: QObject | None = None) -> None:
@@ -160,6 +176,7 @@ class FillService(QObject):
         self.worker.moveToThread(self.thread)
         self._queue.connect(self.worker.run)
         self._forget.connect(self.worker.forget_engines)
+        self._warm.connect(self.worker.warm_up)
         self.worker.finished.connect(self._on_finished)
         self.thread.start()
 
@@ -190,6 +207,11 @@ class FillService(QObject):
 
     def forget_engines(self) -> None:
         self._forget.emit()
+
+    def warm_up(self) -> None:
+        """Queue the PatchMatch warm-up in the worker thread (ahead of any fill; a fill
+        submitted meanwhile runs after it). ``worker.warmed`` tells when it is done."""
+        self._warm.emit()
 
     def _on_finished(self, request_id: int) -> None:
         if self.is_current(request_id):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageCms
-from PySide6.QtCore import QMimeData, QUrl
+from PySide6.QtCore import QMimeData, Qt, QUrl
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from inpaint_studio import imageio
@@ -126,3 +127,26 @@ def test_opening_another_photo_asks_before_dropping_a_painted_mask_or_sketch(win
     dialogs.answer_yes = True
     assert window.files.open_path(str(photo_file))
     assert window.document.source_path == str(photo_file.resolve()) and not window.document.has_hole
+
+
+def test_jpeg_keeps_the_source_quality_when_saved(window, tmp_path, photo, dialogs, monkeypatch):
+    from PIL import Image
+
+    from inpaint_studio.ui import files
+    from inpaint_studio.ui.jpeg_quality import estimate_jpeg_quality
+
+    big = np.repeat(np.repeat(photo, 4, axis=0), 4, axis=1)
+    source = tmp_path / "camera.jpg"
+    Image.fromarray(big).save(source, quality=92)
+    assert estimate_jpeg_quality(source) == 92
+    assert estimate_jpeg_quality(tmp_path / "nothing.jpg") is None
+    assert window.files.open_path(str(source))
+    target = tmp_path / "edited.jpg"
+    monkeypatch.setattr(files.QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (str(target), "")))
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)
+    assert estimate_jpeg_quality(target) == 92
+    # About the source's size, not a quarter more as at a fixed quality 95.
+    assert target.stat().st_size < 1.1 * source.stat().st_size

@@ -92,3 +92,47 @@ def test_finished_training_refreshes_the_engine_list(window, monkeypatch):
     monkeypatch.setattr(window.fill, "refresh_engines", lambda: calls.append("refresh"))
     window._on_training_done(0)
     assert calls == ["forget", "refresh"]
+
+
+def test_start_from_any_model_file_or_from_scratch_with_docs_and_an_estimate(qtbot, data_dir, tmp_path, monkeypatch):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QLabel
+
+    from inpaint_studio.ui import train_dialog
+    from inpaint_studio.ui.train_dialog import BROWSE, SCRATCH, export_arguments, scratch_arguments, time_left
+
+    elsewhere = tmp_path / "downloads" / "someone_elses.safetensors"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"x")
+    monkeypatch.setattr(train_dialog.QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(elsewhere), "")))
+    dialog = FinetuneDialog(python=sys.executable)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    box = dialog.base_model
+    # No model ships: the list still offers another file and a start from scratch.
+    assert box.findData(BROWSE) >= 0 and box.findData(SCRATCH) >= 0
+    assert box.currentData() == BROWSE  # nothing shipped in this test's folders
+    box.setFocus()
+    QTest.keyClick(box, Qt.Key.Key_Down)  # From scratch
+    assert box.currentData() == SCRATCH
+    assert "100,000 steps" in dialog.hint.text() and "this machine" in dialog.hint.text()
+    QTest.keyClick(box, Qt.Key.Key_Up)  # Another model file… opens the (patched) file dialog
+    assert box.currentData() == str(elsewhere) and box.currentText() == elsewhere.name
+    assert box.findData(BROWSE) >= 0  # still offered for a further file
+    docs = dialog.findChild(QLabel, "docs_link")
+    assert "README.md" in docs.text() and docs.openExternalLinks()
+    assert scratch_arguments(Path("/p"), Path("/r"), 50)[:5] == ["-m", "trainer", "train", "--arch", "deepfill_v2"]
+    assert export_arguments(Path("/r")) == ["-m", "trainer", "export", "--checkpoint", "/r"]
+    assert time_left(100, 0.5) == "about 50 s"
+    assert time_left(1000, 3.0) == "about 50 min"
+    assert time_left(1000, 6.0) == "about 1 h 40 min"
+    assert time_left(100_000, 6.0) == "about 6.9 days"
+
+
+def test_finetune_sits_under_tools(window):
+    tools = [m for m in window.menuBar().actions() if m.text() == "&Tools"][0].menu()
+    file_menu = [m for m in window.menuBar().actions() if m.text() == "&File"][0].menu()
+    assert window.actions.finetune in tools.actions()
+    assert window.actions.finetune not in file_menu.actions()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from inpaint_studio.engine import EngineUnavailable, FillRequest
 from inpaint_studio.ui.worker import FillJob, FillWorker
@@ -45,3 +46,21 @@ def test_a_bug_in_an_engine_is_named_and_its_traceback_printed(qapp, capsys):
     failed, err = _failure(getter, capsys)
     assert failed == [(7, "KeyError: 'weights'")]
     assert "Traceback" in err
+
+
+def test_warm_up_compiles_patchmatch_in_the_worker_thread_before_a_fill(qtbot):
+    from PySide6.QtCore import QThread
+
+    from inpaint_studio.ui.worker import FillService
+
+    service = FillService()
+    threads = []
+    service.worker.warmed.connect(lambda s: threads.append(QThread.currentThread()),
+                                  Qt.ConnectionType.DirectConnection)
+    try:
+        with qtbot.waitSignal(service.worker.warmed, timeout=120000) as done:
+            service.warm_up()
+        assert done.args[0] >= 0  # it ran without an error
+        assert threads == [service.thread]  # in the worker, not the UI thread
+    finally:
+        service.shutdown()
