@@ -67,3 +67,16 @@ def test_foreign_safetensors_is_refused_with_its_name(tmp_path):
     garbage.write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="cannot read relay state"):
         load_relay_state(garbage)
+
+
+def test_resume_with_new_learning_rates_uses_them(tmp_path):
+    """`--resume RUN --lr-g X` (e.g. to decay the rate for the end of a leg): the saved
+    optimizer state must not put the old rate back."""
+    cfg = tiny_config(tmp_path, steps=10, val_every=5, ckpt_every=10)
+    train(cfg)
+    train(dataclasses.replace(cfg, resume=str(tmp_path / "run"), steps=12, lr_g=1e-5, lr_d=2e-5))
+    state = load_checkpoint(tmp_path / "run")
+    assert state["step"] == 12
+    assert state["opt_g"]["param_groups"][0]["lr"] == 1e-5
+    assert state["opt_d"]["param_groups"][0]["lr"] == 2e-5
+    assert [e["lr"] for e in read_log(tmp_path / "run") if e.get("step") == 12 and "lr" in e] == [1e-5]

@@ -406,6 +406,11 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
             opt_g.load_state_dict(resume_state["opt_g"])
         if opt_d is not None and resume_state["opt_d"] is not None:
             opt_d.load_state_dict(resume_state["opt_d"])
+        # The saved state carries the old learning rates; the configuration's win (so that
+        # `--resume RUN --lr-g X` lowers the rate, e.g. to decay it for the end of a run).
+        for opt, lr in ((opt_g, lr_g), (opt_d, lr_d)):
+            for group in (opt.param_groups if opt is not None else []):
+                group["lr"] = lr
         if resume_state["scaler"] is not None:
             scaler.load_state_dict(resume_state["scaler"])
         step = resume_state["step"]
