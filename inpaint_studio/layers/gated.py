@@ -8,8 +8,8 @@ update with a learned soft mask, which is what lets free-form holes and sketch g
 Shapes: ``(B, in_ch, H, W) -> (B, out_ch, H', W')`` with "same" zero padding, so
 ``H' = ceil(H / stride)`` for odd kernels (any dilation). Values are unbounded floats.
 
-Without autograd (inference) the conv output is gated in place and multiplied straight into
-the result, and a layer whose conv output (``2 * out_ch`` channels) would exceed
+Without autograd (inference) the conv output's features are activated in place and gated
+straight into the result (GLU), and a layer whose conv output (``2 * out_ch`` channels) would exceed
 :data:`BAND_ELEMENTS` computes it in horizontal bands of rows, so no full-size temporary
 exists: that bounds peak memory on large photos (a 2048 px full-resolution layer's conv output
 alone is 800 MB, its upsampled input 800 MB more). An up-conv upsamples band by band too. The
@@ -133,10 +133,14 @@ class GatedConv2d(nn.Module):
         if fused_enabled():
             gated = gate(y, self.out_ch, self.activation)
             return gated if out is None else out.copy_(gated)
-        features, gates = y.split(self.out_ch, dim=1)
-        # In place: no temporaries beyond the conv output itself.
-        return torch.mul(_activation(self.activation, features, inplace=True), gates.sigmoid_(),
-                         out=out)
+        # The activation in place, then GLU (``a * sigmoid(b)`` over the channel halves) in one
+        # pass: two passes over the conv output instead of three (activation, sigmoid,
+        # product), and no temporary. Channel halves of an NHWC tensor are strided, which makes
+        # each pass slow; on a loaded 2-core AMX CPU this measured 1.2-2x faster than the three.
+        _activation(self.activation, y[:, : self.out_ch], inplace=True)
+        if out is None:
+            return F.glu(y, dim=1)
+        return torch._C._nn.glu(y, 1, out=out)
 
 
 class GatedUpConv2d(nn.Module):
