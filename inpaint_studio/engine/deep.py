@@ -4,9 +4,10 @@ A :class:`DeepEngine` describes itself from the file's header (title, descriptio
 architecture) without loading it; the weights load on the first fill, once per device, and
 stay warm. Each fill picks a device (``FillOptions.device``: ``auto`` = CUDA, then MPS, then
 CPU), runs the generator stage by stage under ``torch.inference_mode`` (channels_last on CUDA
-and the CPU, where oneDNN's NHWC convolutions beat NCHW; bf16 autocast on CUDA, fp16 where the
-GPU lacks bf16) and yields each stage as soon as it is computed, so the app shows the coarse
-preview while the refinement runs.
+and the CPU, where oneDNN's NHWC convolutions beat NCHW; in the precision that
+``FillOptions.precision`` resolves to, see :mod:`inpaint_studio.precision`, named in each
+stage's ``extras["precision"]``) and yields each stage as soon as it is computed, so the app
+shows the coarse preview while the refinement runs.
 
 When a GPU runs out of memory the fill is retried smaller on the same GPU, then on the CPU,
 and the stage carries a note saying so. An architecture with no weights file appears as an
@@ -15,7 +16,6 @@ unavailable placeholder: random weights are never shown to a user.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
 import threading
@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from .. import networks, paths
+from .. import networks, paths, precision
 from ..weights import ModelCard, WeightsError, check_model_file, load_model
 from .base import Availability, CoreStage, Engine, EngineUnavailable
 from .hd import run_fill
@@ -77,15 +77,13 @@ def resolve_device(requested: str) -> tuple[torch.device, str]:
     return torch.device("cpu"), ""
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (fp16 where bf16 is missing); full precision elsewhere.
-
-    MPS runs in fp32: its autocast coverage differs between torch releases, and a model that
-    silently changes its output with the torch version is worse than a slower one."""
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+def _compute_dtype(preference: str, device: torch.device) -> torch.dtype:
+    """The precision policy's dtype for ``FillOptions.precision`` on ``device``
+    (:func:`inpaint_studio.precision.resolve`): bf16 on CPUs with AMX or AVX512-BF16 and on
+    GPUs with bf16, fp16 on older GPUs, fp32 elsewhere (MPS always: its autocast coverage
+    differs between torch releases, and a model that silently changes its output with the
+    torch version is worse than a slower one)."""
+    return precision.resolve(preference, device)
 
 
 def _uses_channels_last(device: torch.device) -> bool:
@@ -301,13 +299,14 @@ class DeepEngine(Engine):
     ) -> Iterator[CoreStage]:
         """Yield one :class:`CoreStage` per generator stage for one crop on ``device``."""
         model = self.model(device)
+        dtype = _compute_dtype(options.precision, device)
         capture = _capture_modules(model) if options.attention else []
         stages = None
         try:
             for _ in self.stage_names:
                 # Locks, grad and autocast modes are held only while a stage computes, never
                 # across a yield: the caller's code between stages runs in its own modes.
-                with self._run_lock, torch.inference_mode(), _autocast(device):
+                with self._run_lock, torch.inference_mode(), precision.autocast(device, dtype):
                     if stages is None:
                         x, mask, lines = crop_to_tensors(image, hole, sketch, device)
                         stages = model.stages(x, mask, lines if model.uses_sketch else None)
@@ -323,7 +322,7 @@ class DeepEngine(Engine):
                     # in place: only a new source object belongs to this stage.
                     after = model.attention_source() if capture else None
                     rgb = tensor_to_rgb(output)
-                extras: dict[str, Any] = {"device": str(device)}
+                extras: dict[str, Any] = {"device": str(device), "precision": precision.name(dtype)}
                 if note:
                     extras["note"] = note
                 if after is not None and after is not before:

@@ -31,6 +31,9 @@ import numpy as np
 
 Strategy = Literal["crop", "resize", "full"]
 STRATEGIES: tuple[str, ...] = ("crop", "resize", "full")
+#: ``inpaint_studio.precision.PRECISIONS``, repeated so that this module needs no torch
+#: (tests/test_precision.py checks they agree).
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 Texture = Literal["none", "patchmatch"]
 TEXTURES: tuple[str, ...] = ("none", "patchmatch")
 
@@ -56,6 +59,9 @@ class FillOptions:
     seed: seeds any randomness (PatchMatch initialisation), so fills are repeatable.
     attention: ask a deep engine to attach an attention source to its stages
         (``FillStage.extras["attention"]``) for the "where did this come from" view.
+    precision: what a deep engine computes in (``inpaint_studio.precision``): ``auto`` (bf16
+        where the CPU or GPU computes it natively, else fp32), ``fp32`` or ``bf16``. The one
+        that ran is ``FillStage.extras["precision"]`` (``fp32``, ``bf16`` or ``fp16``).
     texture: ``patchmatch`` makes a deep engine add a last stage named ``texture``: the hole
         re-synthesised at the photo's full resolution by PatchMatch guided by the deep fill
         (:mod:`inpaint_studio.engine.texture`); ``none`` stops at the model's own result.
@@ -68,6 +74,7 @@ class FillOptions:
     device: str = "auto"
     seed: int = 0
     attention: bool = False
+    precision: str = "auto"
     texture: Texture = "none"
 
     def __post_init__(self) -> None:
@@ -81,6 +88,10 @@ class FillOptions:
             )
         if self.crop_margin < 0:
             raise InvalidRequest(f"crop_margin must be >= 0, got {self.crop_margin}")
+        if self.precision not in PRECISIONS:
+            raise InvalidRequest(
+                f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"
+            )
         if self.resize_limit < 16:
             raise InvalidRequest(f"resize_limit must be >= 16 px, got {self.resize_limit}")
 
