@@ -38,7 +38,7 @@ from .engine import (
     get_engine,
     list_engines,
 )
-from .engine.request import TEXTURES
+from .engine.request import PRECISIONS, TEXTURES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 MASK_SUFFIX = "_mask"
@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--strategy", choices=STRATEGIES, default="crop",
                       help="how large photos are handled (default: crop around each hole)")
     fill.add_argument("--device", choices=DEVICES, default="auto", help="where deep models run")
+    fill.add_argument("--precision", choices=PRECISIONS, default="auto",
+                      help="deep models' arithmetic: auto (bf16 on CPUs with AMX or AVX512-BF16 "
+                      "and on GPUs with bf16, else fp32), fp32 or bf16")
     fill.add_argument("--resize-mask", action="store_true",
                       help="scale a mask or sketch of another size to the photo (nearest)")
     fill.add_argument("--overwrite", action="store_true",
@@ -183,16 +186,20 @@ def _open_engine(args: argparse.Namespace) -> Engine | None:
 
 
 def _options(args: argparse.Namespace) -> FillOptions:
-    return FillOptions(strategy=args.strategy, device=args.device, seed=args.seed, texture=args.texture)
+    return FillOptions(strategy=args.strategy, device=args.device, seed=args.seed, texture=args.texture,
+                       precision=args.precision)
 
 
 @dataclass
 class FillResult:
-    """What one file's fill produced: the output path and ``(stage name, seconds)`` pairs."""
+    """What one file's fill produced: the output path, ``(stage name, seconds)`` pairs, notes
+    for the user, and the precision a deep model ran in (``fp32``/``bf16``/``fp16``; empty
+    for classical engines)."""
 
     out: Path
     stages: list[tuple[str, float]]
     notes: list[str]
+    precision: str = ""
 
 
 def fill_file(
@@ -228,15 +235,17 @@ def fill_file(
     if not mask.any():
         notes.append(f"{mask_path} marks no hole; the photo is written unchanged")
     result: np.ndarray | None = None
+    ran_in = ""
     for stage in engine.fill(request):
         stages.append((stage.name, stage.seconds))
+        ran_in = str(stage.extras.get("precision", ran_in))
         if "note" in stage.extras:
             notes.append(str(stage.extras["note"]))
         result = stage.image
     if result is None:
         raise RuntimeError(f"engine {engine.name} produced no result")
     imageio.save_image(out, result, like=photo, overwrite=overwrite)
-    return FillResult(out, stages, notes)
+    return FillResult(out, stages, notes, ran_in)
 
 
 def _fill_single(args: argparse.Namespace) -> int:
@@ -259,7 +268,8 @@ def _fill_single(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     for name, seconds in result.stages:
         print(f"{name:<10} {seconds:8.3f} s")
-    print(f"wrote {result.out} ({engine.name})")
+    ran_in = f", {result.precision}" if result.precision else ""
+    print(f"wrote {result.out} ({engine.name}{ran_in})")
     return 0
 
 

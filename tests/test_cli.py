@@ -116,6 +116,31 @@ def test_texture_option_adds_the_texture_stage_to_a_deep_engine(tmp_path, photo,
     np.testing.assert_array_equal(result[~hole][:100], photo[~hole][:100])
 
 
+class PrecisionFake(TwoStageFake):
+    """Names the precision it was asked for the way the deep engine names the one that ran."""
+
+    name = "precisionfake"
+
+    def fill_core(self, image, hole, sketch, options: FillOptions) -> Iterator[CoreStage]:
+        ran = {"auto": "bf16-or-fp32"}.get(options.precision, options.precision)
+        for stage in super().fill_core(image, hole, sketch, options):
+            yield CoreStage(stage.name, stage.image, {"precision": ran})
+
+
+def test_precision_option_reaches_the_engine_and_the_output_line_names_it(tmp_path, photo, capsys,
+                                                                          monkeypatch):
+    monkeypatch.setitem(registry._FACTORIES, "precisionfake", PrecisionFake)
+    src = _write_photo(tmp_path / "p.png", photo)
+    _write_mask(tmp_path / "m.png", photo.shape[:2])
+    base = ["fill", str(src), "--mask", str(tmp_path / "m.png"), "--engine", "precisionfake"]
+    for pref, ran in (("fp32", "fp32"), ("bf16", "bf16"), (None, "bf16-or-fp32")):
+        out = tmp_path / f"{pref}.png"
+        assert cli.main([*base, "--out", str(out)] + (["--precision", pref] if pref else [])) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == f"wrote {out} (precisionfake, {ran})"
+    assert cli.main([*base, "--precision", "fp8"]) != 0
+    assert "argument --precision: invalid choice: 'fp8'" in capsys.readouterr().err
+
+
 def test_png_fill_keeps_pixels_outside_hole_exactly(tmp_path, photo):
     src = _write_photo(tmp_path / "p.png", photo)
     mask = _write_mask(tmp_path / "m.png", photo.shape[:2])
