@@ -38,7 +38,7 @@ from .engine import (
     get_engine,
     list_engines,
 )
-from .engine.request import PRECISIONS, TEXTURES
+from .engine.request import PRECISIONS, RECOMMENDED_TEXTURE, TEXTURES
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 MASK_SUFFIX = "_mask"
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--overwrite", action="store_true",
                       help="replace existing output files (the input photo included)")
     fill.add_argument("--seed", type=int, default=0, help="seed for randomised engines")
-    fill.add_argument("--texture", choices=TEXTURES, default=FillOptions().texture,
+    fill.add_argument("--texture", choices=TEXTURES, default=RECOMMENDED_TEXTURE,
                       help="deep engines: re-synthesise the hole's texture at full resolution "
                       "with PatchMatch guided by the model's fill (default: %(default)s)")
     fill.set_defaults(run=_run_fill)

@@ -36,6 +36,11 @@ STRATEGIES: tuple[str, ...] = ("crop", "resize", "full")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 Texture = Literal["none", "patchmatch"]
 TEXTURES: tuple[str, ...] = ("none", "patchmatch")
+#: The texture pass the CLI and the app default to (``FillOptions`` itself stays ``none``: a
+#: request says what it wants). Measured with the development DeepFill v2 on 24 eval pairs at
+#: their own size: detail ratio 0.11 -> 0.75, hole L1 +0.5 % (at most +1.0 % in a bin), PSNR
+#: +0.17 dB; it runs after the refined stage, so the app shows the model's result as early.
+RECOMMENDED_TEXTURE: Texture = "patchmatch"
 
 
 class InvalidRequest(ValueError):
