@@ -44,7 +44,9 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make ``bench`` and the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, default_data_dir, load_pair, read_eval_pairs, synthetic_hole, synthetic_photo  # noqa: E402
+from bench.common import (  # noqa: E402
+    REPO, default_data_dir, load_pair, read_eval_pairs, synthetic_hole, synthetic_photo,
+)
 from bench.quality import contact_sheet, sheet_pairs, show_hole  # noqa: E402
 from inpaint_studio.engine import CoreStage, Engine, FillOptions, FillRequest, get_engine  # noqa: E402
 from inpaint_studio.metrics import l1, psnr, ssim  # noqa: E402

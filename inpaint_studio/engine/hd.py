@@ -499,8 +499,9 @@ def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = 
             crop = prepare_crop(request, window, region, engine.multiple)
             crops.append(crop)
             args = (crop.image, crop.hole, crop.sketch, request.options)
-            run = engine.fill_core(*args, monitor=monitor) if engine.reports_progress else engine.fill_core(*args)
-            runs.append(iter(run))
+            # Only engines that declare it take a monitor: fill_core's signature stays as it was.
+            runs.append(iter(engine.fill_core(*args, monitor=monitor) if engine.reports_progress
+                             else engine.fill_core(*args)))
         changed = crops[0].band
         for crop in crops[1:]:
             changed = changed.union(crop.band)

@@ -105,8 +105,8 @@ def _match_distance(img, guide, guide_src, guide_weight, ty, tx, sy, sx, r, limi
 
 
 @_njit
-def _search(img, guide, guide_src, guide_weight, src_ok, src_y, src_x, tgt_y, tgt_x, is_tgt, nnf_y, nnf_x, nnf_d,
-            r, iters, seed):
+def _search(img, guide, guide_src, guide_weight, src_ok, src_y, src_x, tgt_y, tgt_x, is_tgt,
+            nnf_y, nnf_x, nnf_d, r, iters, seed):
     """Improve the NNF of every target centre in place (``iters`` PatchMatch sweeps) under
     :func:`_match_distance` (``guide_weight`` 0: plain PatchMatch, guides unused)."""
     np.random.seed(seed)
@@ -114,9 +114,8 @@ def _search(img, guide, guide_src, guide_weight, src_ok, src_y, src_x, tgt_y, tg
     n = tgt_y.shape[0]
     inf = np.float32(1e30)
     for i in range(n):
-        nnf_d[tgt_y[i], tgt_x[i]] = _match_distance(
-            img, guide, guide_src, guide_weight, tgt_y[i], tgt_x[i], nnf_y[tgt_y[i], tgt_x[i]], nnf_x[tgt_y[i], tgt_x[i]], r, inf
-        )
+        y, x = tgt_y[i], tgt_x[i]
+        nnf_d[y, x] = _match_distance(img, guide, guide_src, guide_weight, y, x, nnf_y[y, x], nnf_x[y, x], r, inf)
     for it in range(iters):
         step = 1 if it % 2 == 0 else -1
         for k in range(n):
@@ -441,12 +440,13 @@ def synthesise(
         if not level.has_sources:  # the pyramid guarantees it for the coarsest only
             break
         if previous is None:
-            _random_init(level.tgt_y, level.tgt_x, level.src_y, level.src_x, level.nnf_y, level.nnf_x, level_seed)
+            _random_init(level.tgt_y, level.tgt_x, level.src_y, level.src_x, level.nnf_y, level.nnf_x,
+                         level_seed)
         else:
             _upsample_nnf(previous.nnf_y, previous.nnf_x, level.tgt_y, level.tgt_x, level.src_ok,
                           level.src_y, level.src_x, level.nnf_y, level.nnf_x, level_seed)
-            _distances(level.image, guide, guide_src, weight, level.tgt_y, level.tgt_x, level.nnf_y, level.nnf_x,
-                       level.nnf_d, r)
+            _distances(level.image, guide, guide_src, weight, level.tgt_y, level.tgt_x, level.nnf_y,
+                       level.nnf_x, level.nnf_d, r)
             residual = level.vote(r)
         step = work[depth] / (em_iters + 1)
         done += step
@@ -454,8 +454,8 @@ def synthesise(
         monitor.report(done / total, label)
         for em in range(em_iters):
             monitor.check()
-            _search(level.image, guide, guide_src, weight, level.src_ok, level.src_y, level.src_x, level.tgt_y,
-                    level.tgt_x, level.is_tgt, level.nnf_y, level.nnf_x, level.nnf_d, r, 2,
+            _search(level.image, guide, guide_src, weight, level.src_ok, level.src_y, level.src_x,
+                    level.tgt_y, level.tgt_x, level.is_tgt, level.nnf_y, level.nnf_x, level.nnf_d, r, 2,
                     level_seed + em + 1)
             residual = level.vote(r)
             done += step
