@@ -192,6 +192,9 @@ class CanvasView(QGraphicsView):
                 self.result_item.split_x = None
                 self.result_item.update()
             self._sync_visibility()
+            # The side labels are drawn over the whole view: without a full repaint their
+            # pixels (and the divider's) stayed on screen after the split ended.
+            self.viewport().update()
             return
         if self.divider is None:
             self.divider = SplitDivider(self.document.height, self.document.width)

@@ -69,8 +69,9 @@ def explain_engine(selected, infos: list, default_name: str, chosen: bool) -> st
         first = deep[0]
         if not first.availability:
             reason = first.availability.reason.split(":")[0].split(";")[0].strip()
+            reason = reason.removesuffix(f" for {first.title}")  # the name is said already
             notes.append(f"{first.title} cannot run: {reason}")
-        elif "in training" in first.title.lower():
+        elif getattr(first, "in_training", False) or "in training" in first.title.lower():
             notes.append(f"{first.title} can be chosen; not the default yet")
     line = f"Runs {selected.title} ({why})"
     return line + (" — " + "; ".join(notes) if notes else "")
@@ -131,7 +132,7 @@ class FillController(QObject):
         self.engine_note.setObjectName("engine_note")
         # Two short lines at most beside the selector, so the fill bar keeps its buttons.
         self.engine_note.setWordWrap(True)
-        self.engine_note.setMaximumWidth(340)
+        self.engine_note.setMaximumWidth(380)
         self.engine_note.setContentsMargins(6, 0, 6, 0)
         font = self.engine_note.font()
         font.setPointSizeF(font.pointSizeF() * 0.9)
@@ -363,6 +364,9 @@ class FillController(QObject):
     def apply(self, document: Document | None) -> bool:
         """Commit the shown result as an undoable document step."""
         if document is None or self.result is None:
+            return False
+        if document.stroking:  # Enter with the mouse button still down: finish the stroke first
+            self.status.emit("Finish the stroke, then Apply.")
             return False
         self.service.cancel()  # a refining stage must not replace what was just applied
         # Only the fill's own hole is cleared: strokes painted since wait for the next fill.

@@ -3,6 +3,7 @@ boxes that record instead of blocking."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -57,17 +58,30 @@ class FakeTwoStageEngine(Engine):
         self.delay = delay
         self.calls = 0
         self.last_sketch: np.ndarray | None = None
+        self.last_options: FillOptions | None = None
+        # When set, the refined stage waits for it (at most 30 s) instead of ``delay``: a test
+        # can act while the fill is certainly still running, on a machine of any speed.
+        self.gate: threading.Event | None = None
 
     def fill_core(self, image, hole, sketch, options: FillOptions) -> Iterator[CoreStage]:
         self.calls += 1
         self.last_sketch = sketch
+        self.last_options = options
         coarse = image.copy()
         coarse[hole] = COARSE_RGB
         yield CoreStage("coarse", coarse)
-        time.sleep(self.delay)  # sleeps without the GIL, like torch
+        if self.gate is not None:
+            self.gate.wait(30)
+        else:
+            time.sleep(self.delay)  # sleeps without the GIL, like torch
         refined = image.copy()
         refined[hole] = REFINED_RGB
-        yield CoreStage("refined", refined, {"attention": BlobAttention(hole)} if options.attention else {})
+        # What ran, as the deep engine reports it ("auto" resolves to fp32 on this fake).
+        ran = getattr(options, "precision", "auto")
+        extras = {"precision": "fp32" if ran == "auto" else ran}
+        if options.attention:
+            extras["attention"] = BlobAttention(hole)
+        yield CoreStage("refined", refined, extras)
 
 
 class BrokenEngine(Engine):

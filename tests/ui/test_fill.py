@@ -3,6 +3,7 @@ stale requests, the real PatchMatch engine, the attention probe and the event-lo
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -90,14 +91,15 @@ def test_unavailable_engine_is_listed_disabled_with_reason(window):
 
 def test_escape_cancels_before_the_refined_stage(window, photo_file, qtbot, engines):
     _painted(window, photo_file)
-    engines.fake.delay = 0.8
+    engines.fake.gate = threading.Event()  # the refined stage waits until Esc was pressed
     window.fill.engine_box.setCurrentIndex(window.fill.engine_box.findData("fake_two_stage"))
     window.start_fill()
-    qtbot.waitUntil(lambda: bool(window.fill.stages_seen), timeout=5000)
+    qtbot.waitUntil(lambda: bool(window.fill.stages_seen), timeout=20000)
     window.canvas.setFocus()
     QTest.keyClick(window.canvas, Qt.Key.Key_Escape)
     assert "cancelled" in window.status_label.text()
-    qtbot.wait(1200)
+    engines.fake.gate.set()
+    qtbot.waitUntil(lambda: window.fill.stale_dropped == 1, timeout=20000)
     assert [name for _, name in window.fill.stages_seen] == ["coarse"]
     assert window.fill.stale_dropped == 1  # the refined stage arrived and was dropped
     assert not window.actions.cancel.isEnabled()

@@ -4,14 +4,14 @@ restore, settings that survive a crash, progress. Real mouse and keyboard events
 
 from __future__ import annotations
 
-from pathlib import Path
+import threading
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QComboBox, QDialog, QMessageBox, QSpinBox, QStyle
+from PySide6.QtWidgets import QApplication, QMessageBox, QSpinBox, QStyle
 
 from inpaint_studio import imageio, mask_ops
 from inpaint_studio.engine import CoreStage, Engine
@@ -141,12 +141,14 @@ def test_painting_while_a_fill_runs_lets_it_finish_for_its_own_hole(window, phot
     doc = _open(window, photo_file)
     drag(window, [(50, 40), (70, 45)])
     _use(window, "fake_two_stage")
-    engines.fake.delay = 0.6
+    engines.fake.gate = threading.Event()  # the refined stage waits for it
     request = window.start_fill()
-    qtbot.waitUntil(lambda: bool(window.fill.stages_seen), timeout=5000)
+    qtbot.waitUntil(lambda: bool(window.fill.stages_seen), timeout=20000)
     assert window.service.busy
     drag(window, [(100, 80), (110, 80)])  # masking the next object meanwhile
     assert window.service.busy and "discarded" not in window.status_label.text()
+    assert "running fill finishes the earlier hole" in window.status_label.text()
+    engines.fake.gate.set()
     _wait_idle(qtbot, window)
     assert window.fill.stages_seen == [(request, "coarse"), (request, "refined")]
     assert _shown(window, 60, 42) == REFINED_RGB
@@ -489,3 +491,33 @@ def test_progress_bar_fills_with_an_estimate_and_esc_stops_the_work(window, phot
     assert slow.done == stopped_at
     assert not window.busy_bar.isVisible() and not window.progress_label.isVisible()
     assert not window.fill.has_result
+
+
+def test_precision_and_texture_preferences_reach_the_engine_and_the_status_bar(window, photo_file, qtbot, engines):
+    from inpaint_studio.engine import FillOptions
+
+    names = {f for f in FillOptions.__dataclass_fields__}
+    if not {"precision", "texture"} <= names:
+        pytest.skip("this engine API has no precision / texture options yet")
+
+    def choose(dialog):
+        dialog.precision.setFocus()
+        QTest.keyClick(dialog.precision, Qt.Key.Key_End)  # bf16
+        dialog.texture.setFocus()
+        QTest.keyClick(dialog.texture, Qt.Key.Key_End)  # PatchMatch texture
+        QTest.keyClick(dialog.texture, Qt.Key.Key_Return)  # OK
+
+    _when_modal(choose)
+    window.actions.preferences.trigger()
+    assert (window.prefs.precision, window.prefs.texture) == ("bf16", "patchmatch")
+    _open(window, photo_file)
+    drag(window, [(50, 40), (70, 45)])
+    _use(window, "fake_two_stage")
+    window.start_fill()
+    _wait_idle(qtbot, window, timeout=120000)
+    options = engines.fake.last_options
+    assert (options.precision, options.texture) == ("bf16", "patchmatch")
+    # The texture stage follows the refined one, and the status bar says what ran.
+    assert [name for _, name in window.fill.stages_seen] == ["coarse", "refined", "texture"]
+    status = window.status_label.text()
+    assert "refined" in status and "(bf16)" in status and "texture" in status
