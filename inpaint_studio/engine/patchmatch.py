@@ -480,15 +480,20 @@ def inpaint(image: np.ndarray, hole: np.ndarray, seed: int = 0, monitor: Monitor
         out[:] = 128
         return out
     r = PATCH_RADIUS
-    telea = cv2.inpaint(image, hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+    monitor = monitor or _Quiet()
+
+    def telea() -> np.ndarray:  # the fallback, computed only when needed
+        return cv2.inpaint(image, hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+
     levels = _pyramid(image.astype(np.float32), hole, r)
     coarse_image, coarse_hole = levels[-1]
     if not _Level(coarse_image, coarse_hole, r).has_sources:
-        return telea
+        return telea()
+    monitor.check()
     coarse_filled = _initial_fill(coarse_image, coarse_hole, r, seed)
     finest, residual = synthesise(levels, coarse_filled, seed, monitor=monitor)
     if finest is None or finest.image.shape[:2] != hole.shape:
-        return telea
+        return telea()
     finest.correct_border(residual)
     filled = np.clip(np.rint(finest.image), 0, 255).astype(np.uint8)
     out[hole] = filled[hole]
