@@ -6,14 +6,16 @@ any photo larger than its working size is filled small and upscaled. PatchMatch 
 texture from the photo but may break structure. The guided synthesis takes each one's strength:
 
 1. The pyramid of the known pixels is :func:`patchmatch._pyramid`'s (same depth rule); the
-   guide (the deep fill composited into the photo) gets the same pyramid by area averaging.
-2. The coarsest level starts from the guide instead of an onion-peel fill, so the layout of the
-   hole is the model's.
-3. At every level the search's patch distance adds ``weight * |source patch - guide patch at
-   the target's place|^2`` (:func:`patchmatch._match_distance`): a copied patch must fit its
-   neighbours *and* look like the model's fill there. The weight falls geometrically from
-   :data:`GUIDE_WEIGHT_COARSEST` to :data:`GUIDE_WEIGHT_FINEST`: coarse levels settle
-   structure, fine levels are free to pick the sharpest texture that fits.
+   guide (the deep fill composited into the photo) is halved alongside by area averaging.
+2. The coarsest level starts from an onion-peel fill (texture) carrying the guide's low
+   frequencies (:data:`INITIAL_SIGMA`), so the hole's layout is the model's from the start;
+   starting from the guide itself kept the EM voting blurred.
+3. At every level the search's patch distance adds ``weight * |guide patch at the target's
+   place - source patch|^2`` (:func:`patchmatch._match_distance`), both low-passed at the
+   structure scale (:func:`level_guides`), so sharp sources are not penalised for the detail
+   the guide lacks: a copied patch must fit its neighbours *and* the model's structure there.
+   The weight falls geometrically from :data:`GUIDE_WEIGHT_COARSEST` to
+   :data:`GUIDE_WEIGHT_FINEST`: coarse levels settle structure, fine levels pick texture.
 4. At the finest level each hole pixel takes the centre pixel of its own best match (the
    vote's mean of overlapping patches blurs); then the fill's low frequencies are replaced
    by the guide's (a Gaussian of :data:`STRUCTURE_SIGMA` px at the guide's own resolution,
