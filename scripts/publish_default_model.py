@@ -73,20 +73,26 @@ def _hardware() -> str:
     return f"CPU, {os.cpu_count()} cores ({', '.join(flags) or 'no AVX flags read'})"
 
 
-def _classical_source_hash() -> str:
+def _classical_fingerprint(pairs: list) -> str:
+    """A hash of the classical engines' fills of the first two pairs: the cache stays valid
+    exactly as long as the engines fill the same way (a source edit that changes nothing,
+    e.g. a new optional mode, keeps it)."""
     h = hashlib.sha1()
-    for rel in ("inpaint_studio/engine/patchmatch.py", "inpaint_studio/engine/classical.py"):
-        h.update((REPO / rel).read_bytes())
+    for pair in pairs[:2]:
+        image, mask = load_pair(pair)
+        for name in CLASSICAL:
+            h.update(fill_once(get_engine(name), image, mask)[0].tobytes())
     return h.hexdigest()[:12]
 
 
-def evaluate(model: Path, limit: int | None, docs: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """``{engine: {bin: {hole_l1, psnr, ssim, image_l1, seconds, n}}}`` on the eval pairs."""
+def evaluate(model: Path | None, limit: int | None, docs: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """``{engine: {bin: {hole_l1, psnr, ssim, image_l1, seconds, n}}}`` on the eval pairs
+    (``model`` None: only the classical engines, to fill their cache)."""
     pairs = read_eval_pairs(default_data_dir(), limit)
-    key = f"{_classical_source_hash()}:{limit or 'all'}"
+    key = f"{_classical_fingerprint(pairs)}:{limit or 'all'}"
     cache_file = docs / "quality_classical.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
-    engines = {"deepfill_v2": DeepEngine(model)}
+    engines = {"deepfill_v2": DeepEngine(model)} if model else {}
     if key not in cache:
         engines.update({name: get_engine(name) for name in CLASSICAL})
     scores: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
@@ -137,7 +143,7 @@ def format_table(table: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, required=True, help="the leg's run folder (its last.pt)")
+    parser.add_argument("--run", type=Path, help="the leg's run folder (its last.pt)")
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--limit", type=int, default=None,
                         help="evaluate only the first N eval photos (default: all 83 = 332 pairs)")
@@ -145,7 +151,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="working size stored in the card (the engine resizes larger crops to it)")
     parser.add_argument("--docs", type=Path, default=REPO / "docs",
                         help="where the classical cache and learning_curve.md live")
+    parser.add_argument("--classical-only", action="store_true",
+                        help="only evaluate (and cache) PatchMatch and Telea, no model")
     args = parser.parse_args(argv)
+    if args.classical_only:
+        evaluate(None, args.limit, args.docs)
+        print(f"cached in {args.docs / 'quality_classical.json'}")
+        return 0
+    if args.run is None:
+        parser.error("--run RUN_DIR is needed (or --classical-only)")
 
     state = load_checkpoint(args.run)
     cfg = state["config"]
