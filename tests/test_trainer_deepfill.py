@@ -212,3 +212,25 @@ def test_evaluate_reports_bins_through_the_engine(trained_run, tmp_path, capsys)
     assert all(0 < c["hole_l1"] <= 1 and c["l1"] < c["hole_l1"] for c in report["cases"])
     assert report["overall"]["n"] == 3 and min(ratios) > 0.1
     assert "hole L1" in text and "all" in text
+
+
+def test_deepfill_v1_several_d_steps_per_g_step_train_under_fp16(tmp_path):
+    """Precision: fp16 with a gradient scaler (the AMP a GPU without bf16 gets). DeepFill v1
+    takes several critic steps per generator step; one GradScaler update per optimizer step
+    lets the critic's optimizer step each time (it stopped at step 0 with "unscale_() is being
+    called after step()")."""
+    photos = make_photos(tmp_path / "photos", n=6, corrupt=False, size=(64, 64))
+    cfg = TrainConfig(arch="deepfill_v1", gen_args={"cnum": 8}, data=[str(photos)],
+                      out=str(tmp_path / "v1"), size=32, batch_size=2, steps=2, workers=0,
+                      val_every=0, sample_every=0, ckpt_every=0, val_count=1, amp="fp16")
+    recipe = get_recipe("deepfill_v1")
+    assert recipe.d_steps_per_g > 1
+    result = train(cfg)
+    assert result.step == 2
+    state = torch.load(Path(cfg.out) / "last.pt", weights_only=True)
+    assert state["scaler"] is not None and state["counters"]["nonfinite"] == 0
+    # every critic step was an Adam step: its step count is d_steps_per_g per training step
+    steps = {int(s["step"]) for s in state["opt_d"]["state"].values()}
+    assert steps == {2 * recipe.d_steps_per_g}
+    for name, tensor in state["generator"].items():
+        assert torch.isfinite(tensor).all(), name

@@ -231,24 +231,50 @@ class _Batches:
 
 
 def apply_update(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list[nn.Parameter],
-            scaler: torch.amp.GradScaler, clip: float) -> bool:
-    """Backward, clip, step. Returns False (and changes no weight) when the gradients are not
-    finite; a fp16 scaler then also lowers its scale."""
+                 scaler: torch.amp.GradScaler, clip: float) -> torch.Tensor:
+    """Backward, clip, step, scaler update. Returns a 0-dim bool tensor on the device: False
+    when the gradients were not finite, and then no weight changed (a fp16 scaler also lowers
+    its scale).
+
+    No host sync: the finite flag stays on the device. A fused Adam (``fused=True``) skips its
+    own step where its ``found_inf`` is set, as it does for a fp16 scaler; other optimizers
+    fall back to reading the flag. Each call ends with ``scaler.update()``, so an optimizer can
+    step several times per training step (DeepFill v1's D steps): a GradScaler unscales an
+    optimizer once per update."""
     scaler.scale(loss).backward()
     scaler.unscale_(opt)
     norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else math.inf)
-    finite = bool(torch.isfinite(norm))
-    if finite or scaler.is_enabled():
-        scaler.step(opt)  # an enabled scaler skips the step itself when it saw inf/NaN
+    finite = torch.isfinite(norm)
+    if scaler.is_enabled():
+        scaler.step(opt)  # the scaler skips the step itself when it saw inf/NaN
+    elif opt.param_groups[0].get("fused"):
+        opt.found_inf = (~finite).float()
+        try:
+            opt.step()
+        finally:
+            del opt.found_inf
+    elif bool(finite):
+        opt.step()
+    scaler.update()
     opt.zero_grad(set_to_none=True)
     return finite
 
 
+def _adam(params: list[nn.Parameter], lr: float, betas: tuple[float, float],
+          device: torch.device) -> torch.optim.Adam:
+    """Adam, fused (one kernel per step, and on-device skipping of non-finite steps) on the
+    CPU and CUDA."""
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=device.type in ("cpu", "cuda") or None)
+
+
 @torch.no_grad()
-def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float, applied: torch.Tensor) -> None:
+    """``ema += (1 - decay) * (model - ema)`` where ``applied`` (0-dim bool tensor: the
+    generator's update happened) is True; unchanged otherwise, without a host sync."""
     e_params = [p for p in ema.parameters()]
     m_params = [p.detach() for p in model.parameters()]
-    torch._foreach_lerp_(e_params, m_params, 1.0 - decay)
+    weight = applied.to(e_params[0].dtype) * (1.0 - decay)
+    torch._foreach_lerp_(e_params, m_params, [weight] * len(e_params))
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
 
@@ -384,8 +410,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
     d_params = list(D.parameters())
     lr_g = cfg.lr_g or recipe.lr_g * cfg.lr_scale
     lr_d = cfg.lr_d or recipe.lr_d * cfg.lr_scale
-    opt_g = torch.optim.Adam(g_params, lr=lr_g, betas=recipe.betas)
-    opt_d = torch.optim.Adam(d_params, lr=lr_d, betas=recipe.betas) if d_params else None
+    opt_g = _adam(g_params, lr_g, recipe.betas, device)
+    opt_d = _adam(d_params, lr_d, recipe.betas, device) if d_params else None
     amp_dtype = _autocast_dtype(cfg.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
@@ -444,7 +470,9 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "rng": capture_rng(), "data": {"epoch": batches.epoch,
                                            "batches_done": batches.batches_done},
-            "best": dict(best), "counters": dict(counters),
+            "best": dict(best),
+            # skipped steps not yet read into the counters (see the loop) count too
+            "counters": {**counters, "nonfinite": counters["nonfinite"] + int(bad_since_log)},
             "base_model": base_card.title if base_card else
             (resume_state or {}).get("base_model", ""),
             "photos": data.photo_count, "data_sources": [str(d) for d in cfg.data],
@@ -468,7 +496,9 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
     if resume_state is not None and resume_state["rng"] is not None:
         restore_rng(resume_state["rng"])  # last, so setup above draws nothing from it
 
-    stopped, consecutive_bad = "steps", 0
+    stopped = "steps"
+    bad_since_log = torch.zeros((), dtype=torch.int64, device=device)
+    bad_run = torch.zeros((), dtype=torch.int64, device=device)
     window_start, window_images = time.perf_counter(), 0
     run_start = time.perf_counter() - counters["seconds"]
     process_start = time.perf_counter()  # --max-minutes counts this process, not earlier legs
@@ -478,7 +508,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
         while step < cfg.steps:
             # Discriminator updates (the last one on the batch the generator then trains on).
             losses: dict[str, float] = {}
-            ok = True
+            ok = torch.ones((), dtype=torch.bool, device=device)
             for i in range(recipe.d_steps_per_g):
                 batch = batches.next()
                 last = i == recipe.d_steps_per_g - 1
@@ -487,7 +517,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
                 if opt_d is not None:
                     with autocast():
                         d_loss, d_parts = recipe.d_loss(D_run, batch, _detached(out))
-                    ok &= apply_update(d_loss, opt_d, d_params, scaler, cfg.grad_clip)
+                    ok = ok & apply_update(d_loss, opt_d, d_params, scaler, cfg.grad_clip)
                     losses.update(d_parts)
             # Generator update against frozen discriminators.
             D.requires_grad_(False)
@@ -495,11 +525,12 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
                 g_loss, g_parts = recipe.g_loss(D_frozen, batch, out)
             D.requires_grad_(True)
             g_ok = apply_update(g_loss, opt_g, g_params, scaler, cfg.grad_clip)
-            ok &= g_ok
-            scaler.update()
-            if g_ok:
-                # Warm-up: early on, the EMA follows the generator closely (short fine-tunes).
-                _ema_update(ema, G, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            ok = ok & g_ok
+            # Warm-up: early on, the EMA follows the generator closely (short fine-tunes).
+            _ema_update(ema, G, min(cfg.ema_decay, (1 + step) / (10 + step)), g_ok)
+            # Skipped steps counted on the device; read when logging (no host sync per step).
+            bad_since_log += ~ok
+            bad_run = (bad_run + 1) * ~ok
             losses.update(g_parts)
             step += 1
             images = cfg.batch_size * env.world_size * recipe.d_steps_per_g
@@ -512,21 +543,23 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
                 # File names are known here only without workers (each worker warns itself).
                 progress.event("skipped_files", step, total=counters["skipped_files"],
                                files=data.train.bad_files)
-            if ok:
-                consecutive_bad = 0
-            else:
-                counters["nonfinite"] += 1
-                consecutive_bad += 1
-                progress.event("nonfinite", step, skipped_total=counters["nonfinite"],
-                               losses={k: float(v) for k, v in losses.items()
-                                       if math.isfinite(float(v))})
+            # 0 means off (as for --val-every): only the last step is logged.
+            log_now = bool(cfg.log_every) and step % cfg.log_every == 0 or step == cfg.steps
+            # The skipped-step counters are read (a host sync) only when logging, and every
+            # MAX_CONSECUTIVE_NONFINITE steps, so a diverged run still stops in time.
+            if log_now or step % MAX_CONSECUTIVE_NONFINITE == 0:
+                skipped, consecutive_bad = int(bad_since_log), int(bad_run)
+                if skipped:
+                    bad_since_log.zero_()
+                    counters["nonfinite"] += skipped
+                    progress.event("nonfinite", step, skipped_total=counters["nonfinite"],
+                                   skipped=skipped,
+                                   losses={k: float(v) for k, v in losses.items()
+                                           if math.isfinite(float(v))})
                 if consecutive_bad >= MAX_CONSECUTIVE_NONFINITE:
                     raise FloatingPointError(
                         f"training diverged: {consecutive_bad} consecutive steps with non-finite "
                         f"gradients (lower the learning rate or use --grad-clip)")
-
-            # 0 means off (as for --val-every): only the last step is logged.
-            log_now = bool(cfg.log_every) and step % cfg.log_every == 0 or step == cfg.steps
             elapsed = time.perf_counter() - window_start
             progress.train_step(step, losses, opt_g.param_groups[0]["lr"], lr_d,
                                 window_images / max(elapsed, 1e-9), log=log_now)
