@@ -107,11 +107,12 @@ def test_escape_cancels_before_the_refined_stage(window, photo_file, qtbot, engi
 
 def test_newer_fill_supersedes_and_stale_stages_are_dropped(window, photo_file, qtbot, engines):
     _painted(window, photo_file)
-    engines.fake.delay = 0.4
+    engines.fake.gate = threading.Event()  # the first fill's refined stage waits for it
     window.fill.engine_box.setCurrentIndex(window.fill.engine_box.findData("fake_two_stage"))
     first = window.start_fill()
-    qtbot.waitUntil(lambda: bool(window.fill.stages_seen), timeout=5000)
+    qtbot.waitUntil(lambda: bool(window.fill.stages_seen), timeout=20000)
     second = window.start_fill()
+    engines.fake.gate.set()
     assert second > first
     _wait_idle(qtbot, window)
     ids = [rid for rid, _ in window.fill.stages_seen]

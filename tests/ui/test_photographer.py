@@ -450,8 +450,9 @@ class SlowCountingEngine(Engine):
     kind = "classical"
     reports_progress = True
 
-    def __init__(self, steps=40, pause=0.05):
-        self.steps, self.pause, self.done = steps, pause, 0
+    def __init__(self, steps=40, pause=0.08, hold_at=10):
+        self.steps, self.pause, self.hold_at, self.done = steps, pause, hold_at, 0
+        self.hold = threading.Event()  # after ``hold_at`` steps it works on until this is set
 
     def fill_core(self, image, hole, sketch, options, monitor=None):
         import time
@@ -460,6 +461,8 @@ class SlowCountingEngine(Engine):
         for i in range(self.steps):
             monitor.check()
             time.sleep(self.pause)
+            while i + 1 == self.hold_at and not self.hold.wait(0.01):
+                monitor.check()  # busy like PatchMatch inside a level, until cancelled
             self.done = i + 1
             monitor.report((i + 1) / self.steps, f"step {i + 1}/{self.steps}")
         out = image.copy()
@@ -476,19 +479,20 @@ def test_progress_bar_fills_with_an_estimate_and_esc_stops_the_work(window, phot
     drag(window, [(50, 40), (70, 45)])
     _use(window, "slow_counting")
     window.start_fill()
-    qtbot.waitUntil(lambda: window.busy_bar.maximum() == 1000 and window.busy_bar.value() >= 300,
-                    timeout=20000)
+    qtbot.waitUntil(lambda: window.busy_bar.maximum() == 1000 and window.busy_bar.value() >= 200
+                    and "left" in window.progress_label.text(), timeout=30000)
     assert window.busy_bar.isVisible() and window.progress_label.isVisible()
     assert "step" in window.progress_label.text() and "left" in window.progress_label.text()
     window.canvas.setFocus()
     QTest.keyClick(window.canvas, Qt.Key.Key_Escape)
     assert "cancelled" in window.status_label.text()
-    qtbot.waitUntil(lambda: window.service.thread.isRunning() and slow.done > 0, timeout=2000)
-    qtbot.wait(400)  # several of its steps' worth
+    qtbot.waitUntil(lambda: not window.service.busy, timeout=20000)
+    qtbot.wait(300)
     stopped_at = slow.done
     assert stopped_at < slow.steps  # it stopped inside its work, not at the end
-    qtbot.wait(200)
-    assert slow.done == stopped_at
+    slow.hold.set()
+    qtbot.wait(300)
+    assert slow.done == stopped_at  # and does nothing more
     assert not window.busy_bar.isVisible() and not window.progress_label.isVisible()
     assert not window.fill.has_result
 
