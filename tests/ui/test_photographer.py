@@ -479,7 +479,7 @@ def test_progress_bar_fills_with_an_estimate_and_esc_stops_the_work(window, phot
     drag(window, [(50, 40), (70, 45)])
     _use(window, "slow_counting")
     window.start_fill()
-    qtbot.waitUntil(lambda: window.busy_bar.maximum() == 1000 and window.busy_bar.value() >= 200
+    qtbot.waitUntil(lambda: window.busy_bar.maximum() == 1000 and window.busy_bar.value() >= 100
                     and "left" in window.progress_label.text(), timeout=30000)
     assert window.busy_bar.isVisible() and window.progress_label.isVisible()
     assert "step" in window.progress_label.text() and "left" in window.progress_label.text()
