@@ -205,7 +205,9 @@ def test_fill_streams_coarse_then_refined_and_keeps_outside_pixels(engine, photo
 
 def test_fill_matches_the_generator_run_directly(engine, photo):
     mask = box_mask()
-    stage = list(engine.fill(FillRequest(photo, mask, options=FillOptions(strategy="full"))))[-1]
+    # fp32: bit-exact plumbing (auto would pick bf16 on AMX CPUs; the precision tests cover it).
+    options = FillOptions(strategy="full", precision="fp32")
+    stage = list(engine.fill(FillRequest(photo, mask, options=options)))[-1]
     model = engine.model(torch.device("cpu"))
     x, m, _ = deep.crop_to_tensors(photo, mask > 127, None, torch.device("cpu"))
     with torch.no_grad():
