@@ -172,3 +172,25 @@ def test_re_exporting_over_a_model_in_training_does_not_inherit_its_card_status(
     weights.card_path(path).write_text(json.dumps({"in_training": True}))
     card = _save_tiny(path)
     assert not card.in_training and not weights.read_metadata(path).in_training
+
+
+def test_engine_rows_say_whether_sketches_and_attention_apply(tmp_path, monkeypatch):
+    """The app enables its sketch pen and attention view from these (issue 14 item 4)."""
+    from inpaint_studio import networks
+    from inpaint_studio.engine.deep import DeepEngine
+    from inpaint_studio.engine.registry import engine_info
+    from inpaint_studio.weights import save_model
+
+    with_sketch = tmp_path / "with.safetensors"
+    without = tmp_path / "without.safetensors"
+    save_model(with_sketch, networks.build("deepfill_v2", cnum=8), metadata={})
+    save_model(without, networks.build("deepfill_v2", cnum=8, use_sketch=False), metadata={})
+    rows = {p.stem: engine_info(DeepEngine(p)) for p in (with_sketch, without)}
+    assert rows["with"].uses_sketch and not rows["without"].uses_sketch
+    assert rows["with"].has_attention and rows["without"].has_attention
+    pconv = tmp_path / "pconv.safetensors"
+    save_model(pconv, networks.build("pconv", cnum=8), metadata={})
+    assert not engine_info(DeepEngine(pconv)).has_attention
+    from inpaint_studio.engine import get_engine
+    pm = engine_info(get_engine("patchmatch"))
+    assert not pm.uses_sketch and not pm.has_attention

@@ -100,6 +100,8 @@ class Engine(ABC):
         what ``fill`` yields, which may add ``texture``).
     reports_progress: ``fill_core`` accepts a ``monitor`` keyword (a :class:`CoreMonitor`),
         checks it for cancellation and reports progress inside its work.
+    uses_sketch: sketch lines steer the fill (the app disables its pen otherwise).
+    has_attention: stages can carry an attention source ("where did this come from").
     """
 
     name: str = ""
@@ -110,6 +112,8 @@ class Engine(ABC):
     multiple: int = 1
     stage_names: tuple[str, ...] = ("final",)
     reports_progress: bool = False
+    uses_sketch: bool = False
+    has_attention: bool = False
 
     def stages_for(self, options: FillOptions) -> tuple[str, ...]:
         """The stage names :meth:`fill` yields for ``options``, in order: ``stage_names``,

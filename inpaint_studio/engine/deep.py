@@ -241,6 +241,8 @@ class DeepEngine(Engine):
         self.title = self.card.title or self.name
         self.description = self.card.description or networks.arch_info(self.card.arch).description
         self.stage_names = tuple(probe.stage_names)
+        self.uses_sketch = bool(getattr(probe, "uses_sketch", False))
+        self.has_attention = callable(getattr(probe, "capture_attention", None))
         self.multiple = int(probe.multiple)
         size = self.card.extra.get("working_size")
         self.working_size = (

@@ -42,6 +42,8 @@ class EngineInfo:
     kind: str
     availability: Availability
     in_training: bool = False
+    uses_sketch: bool = False
+    has_attention: bool = False
 
 
 def register(name: str) -> Callable[[Callable[[], Engine]], Callable[[], Engine]]:
@@ -114,7 +116,7 @@ def engine_info(engine: Engine) -> EngineInfo:
         if figures and figures not in description:
             description = f"{description} ({figures})" if description else figures
     return EngineInfo(engine.name, title, description, engine.kind, engine.availability(),
-                      in_training)
+                      in_training, engine.uses_sketch, engine.has_attention)
 
 
 def get_engine(name: str, device: str = "auto") -> Engine:
