@@ -34,15 +34,13 @@ def wrapped(text: str, width: int = 60) -> str:
 
 
 def uses_sketch(info) -> bool:
-    """Whether the engine row's engine follows sketch lines (``EngineInfo.uses_sketch``
-    when the registry reports it; classical engines never do)."""
-    return bool(getattr(info, "uses_sketch", False))
+    """Whether the engine row's engine follows sketch lines (``EngineInfo.uses_sketch``)."""
+    return bool(info.uses_sketch)
 
 
 def has_attention(info) -> bool:
-    """Whether the engine can show where a pixel came from (``EngineInfo.has_attention``
-    when reported, else: deep engines)."""
-    return bool(getattr(info, "has_attention", info.kind == "deep"))
+    """Whether the engine can show where a pixel came from (``EngineInfo.has_attention``)."""
+    return bool(info.has_attention)
 
 
 def explain_engine(selected, infos: list, default_name: str, chosen: bool) -> str:

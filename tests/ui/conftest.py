@@ -14,6 +14,7 @@ from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
 from PySide6.QtTest import QTest
 
 from inpaint_studio import engine as engine_api
+from inpaint_studio.engine.registry import engine_info
 from inpaint_studio.engine import Availability, CoreStage, Engine, EngineInfo, FillOptions
 
 COARSE_RGB = (10, 200, 10)
@@ -35,14 +36,6 @@ class BlobAttention:
         return heat
 
 
-@dataclass(frozen=True)
-class CapableEngineInfo(EngineInfo):
-    """An engine row that also says whether the engine follows sketches (the field the app
-    reads with getattr, so it runs against registries that do not report it yet)."""
-
-    uses_sketch: bool = False
-
-
 class FakeTwoStageEngine(Engine):
     """A deep-like engine: a flat green coarse stage, ``delay`` seconds, a magenta refined
     stage with an attention source. ``calls`` counts fills (to check the model is reused)."""
@@ -53,6 +46,7 @@ class FakeTwoStageEngine(Engine):
     kind = "deep"
     stage_names = ("coarse", "refined")
     uses_sketch = True
+    has_attention = True
 
     def __init__(self, delay: float = 0.3) -> None:
         self.delay = delay
@@ -109,9 +103,7 @@ class FakeEngines:
         return {self.fake.name: self.fake, self.broken.name: self.broken}
 
     def list(self, device: str) -> list[EngineInfo]:
-        infos = [CapableEngineInfo(e.name, e.title, e.description, e.kind, e.availability(),
-                                   uses_sketch=getattr(e, "uses_sketch", False))
-                 for e in self._mine().values()]
+        infos = [engine_info(e) for e in self._mine().values()]
         return infos + [i for i in engine_api.list_engines(device) if i.kind == "classical"]
 
     def get(self, name: str, device: str) -> Engine:
