@@ -3,7 +3,9 @@
 #
 #   scripts/train_default_model.sh PHOTO_DIR [PHOTO_DIR ...]
 #
-# Stage 1 trains DeepFill v2 (cnum 48, sketch channel with dropout, free-form + box masks) at
+# A new model from scratch (to continue the shipped one, use scripts/train_relay_leg.sh).
+# Stage 1 trains DeepFill v2 (cnum 32, sketch channel with dropout, free-form + box masks,
+# the recipe of docs/training.md: hole-weighted L1, GAN weight 0.05, lr 4e-4, EMA 0.99) at
 # 256x256; stage 2 fine-tunes it at 512x512 (fresh discriminator) and exports the EMA
 # generator as fp16 to resources/models/deepfill_v2.safetensors with its model card; stage 3
 # evaluates it on the shared eval pairs when they are present. Running the script again
@@ -38,7 +40,7 @@ else
         GPUS=$($PYTHON -c "import torch; print(max(torch.cuda.device_count(), 1))")
     fi
     STEPS_256=${STEPS_256:-300000}; STEPS_512=${STEPS_512:-20000}; BATCH=${BATCH:-32}
-    WORKERS=${WORKERS:-8}; SIZE1=256; SIZE2=512; GEN_ARGS='{"cnum": 48}'; DEVICE=auto
+    WORKERS=${WORKERS:-8}; SIZE1=256; SIZE2=512; GEN_ARGS='{"cnum": 32}'; DEVICE=auto
     EVERY=1000; EXTRA=(--channels-last --val-count 64)
 fi
 BATCH2=$(( BATCH / 4 > 1 ? BATCH / 4 : 1 ))
@@ -62,6 +64,7 @@ echo "== stage 1: DeepFill v2 at ${SIZE1}px, $STEPS_256 steps, $GPUS process(es)
 STEPS_FOR_STAGE=$STEPS_256 stage "$OUT/stage1_${SIZE1}" train --arch deepfill_v2 \
     --gen-args "$GEN_ARGS" --data "$@" --size "$SIZE1" --batch-size "$BATCH" \
     --steps "$STEPS_256" --mask mixed --sketch-prob 0.5 --workers "$WORKERS" \
+    --l1-hole-weight 6 --gan-weight 0.05 --lr-g 4e-4 --ema-decay 0.99 \
     --device "$DEVICE" --log-every "$EVERY" --val-every "$EVERY" --sample-every "$EVERY" \
     --ckpt-every "$EVERY" --max-minutes "${MAX_MINUTES_256:-0}" "${EXTRA[@]}"
 
