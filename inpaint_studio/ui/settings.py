@@ -12,12 +12,11 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QColor
 
 from ..engine import STRATEGIES
+from ..engine.request import PRECISIONS, RECOMMENDED_TEXTURE, TEXTURES
 
 ORGANIZATION = "InpaintStudio"
 APPLICATION = "Inpaint Studio"
 MAX_RECENT = 10
-PRECISIONS = ("auto", "fp32", "bf16")
-TEXTURES = ("none", "patchmatch")
 AUTO_GAP_FRACTION = 0.005  # of the photo's pixels: larger enclosed regions are deliberate
 
 
@@ -60,7 +59,7 @@ class Preferences:
     overlay_color: str = "#ff3030"
     overlay_opacity: int = 47
     precision: str = "auto"
-    texture: str = "none"
+    texture: str = RECOMMENDED_TEXTURE  # the CLI's default too (measured: engine/request.py)
 
     @classmethod
     def load(cls, settings: QSettings) -> Preferences:
@@ -85,7 +84,7 @@ class Preferences:
         if prefs.precision not in PRECISIONS:
             prefs.precision = "auto"
         if prefs.texture not in TEXTURES:
-            prefs.texture = "none"
+            prefs.texture = RECOMMENDED_TEXTURE
         if not QColor(prefs.overlay_color).isValid():
             prefs.overlay_color = "#ff3030"
         prefs.overlay_opacity = min(100, max(5, prefs.overlay_opacity))

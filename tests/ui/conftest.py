@@ -164,7 +164,12 @@ def dialogs(monkeypatch) -> Dialogs:
 
 @pytest.fixture
 def settings(tmp_path) -> QSettings:
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    """A private settings file. The texture stage is off here: these tests check streaming,
+    apply and undo against the fake engine's exact stage colours; the texture stage (the
+    app's default) has tests of its own (test_deep_fill.py, test_photographer.py)."""
+    store = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    store.setValue("prefs/texture", "none")
+    return store
 
 
 @pytest.fixture

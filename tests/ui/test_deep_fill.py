@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from inpaint_studio import engine as engine_api
+from inpaint_studio.engine.request import RECOMMENDED_TEXTURE
 from inpaint_studio.ui.canvas import CanvasTool
 
 from .conftest import drag, view_point
@@ -43,6 +44,7 @@ def test_deep_engine_streams_stages_and_shows_attention(qtbot, settings, dialogs
         pytest.skip("the deep engine cannot load a model here")
     from inpaint_studio.ui.main_window import MainWindow
 
+    settings.setValue("prefs/texture", RECOMMENDED_TEXTURE)  # the app's default
     window = MainWindow(settings=settings)
     qtbot.addWidget(window)
     window.show()
@@ -58,7 +60,10 @@ def test_deep_engine_streams_stages_and_shows_attention(qtbot, settings, dialogs
         qtbot.waitUntil(lambda: not window.service.busy, timeout=120000)
         qtbot.wait(50)
         names = [stage for _, stage in window.fill.stages_seen]
-        assert tuple(names) == engine_api.get_engine(name, "cpu").stage_names
+        # The app's default adds the texture stage after refined (Preferences.texture).
+        options = engine_api.FillOptions(texture=RECOMMENDED_TEXTURE)
+        assert tuple(names) == engine_api.get_engine(name, "cpu").stages_for(options)
+        assert names[-1] == "texture"
         assert window.fill.result.final
         assert "attention" in window.fill.result.extras  # the app asks for it on every fill
         window.set_tool(CanvasTool.PROBE)
