@@ -537,7 +537,8 @@ def test_deepfill_v2_file_fills_through_get_engine_with_attention(data_dir, rng)
     assert heat[8:56, 16:56].sum() == pytest.approx(0.0, abs=1e-6)
     assert heat[:8].sum() + heat[56:].sum() + heat[:, :16].sum() + heat[:, 56:].sum() > 0.99
     assert refined.extras["attention"].heatmap(2, 2) is None
-    assert not [n for n in list_engines("cpu") if n.name == "deepfill_v2" and n.availability.ok]
+    assert [n.name for n in list_engines("cpu") if n.name == "deepfill_v2_small"
+            and n.availability.ok] == ["deepfill_v2_small"]
     # the engine computes attention only where the HD layer keeps the output
     assert engine.model(torch.device("cpu")).attention_scope == "hole"
 

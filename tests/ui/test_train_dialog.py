@@ -60,7 +60,8 @@ print("fake training done")
 """
 
 
-def test_dialog_runs_the_trainer_and_reports_the_end(qtbot, data_dir, tmp_path):
+def test_dialog_runs_the_trainer_and_reports_the_end(qtbot, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("INPAINT_STUDIO_RESOURCES", str(tmp_path / "no_shipped_models"))
     (paths.user_models_dir() / "base.safetensors").write_bytes(b"x")
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -102,6 +103,7 @@ def test_start_from_any_model_file_or_from_scratch_with_docs_and_an_estimate(qtb
     from inpaint_studio.ui import train_dialog
     from inpaint_studio.ui.train_dialog import BROWSE, SCRATCH, export_arguments, scratch_arguments, time_left
 
+    monkeypatch.setenv("INPAINT_STUDIO_RESOURCES", str(tmp_path / "no_shipped_models"))
     elsewhere = tmp_path / "downloads" / "someone_elses.safetensors"
     elsewhere.parent.mkdir()
     elsewhere.write_bytes(b"x")
