@@ -25,6 +25,7 @@ import argparse
 import datetime
 import hashlib
 import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -69,7 +70,6 @@ Targets: lower than both PatchMatch and Telea in every bin (docs/quality_classic
 
 def _hardware() -> str:
     flags = sorted(precision.cpu_flags() & {"amx_bf16", "avx512_bf16", "avx512f", "avx2"})
-    import os
     return f"CPU, {os.cpu_count()} cores ({', '.join(flags) or 'no AVX flags read'})"
 
 
