@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gating import fused_enabled, gate
+from .gating import activate, fused_enabled, gate
 
 ACTIVATIONS = ("elu", "relu", None)
 #: Most conv output elements (2 * out_ch * rows * width * batch) one inference band holds:
@@ -36,14 +36,6 @@ BAND_ELEMENTS = 1 << 24
 
 #: ``rows(lo, hi)``: rows ``[lo, hi)`` (clamped to the image by the caller) of a conv input.
 RowSource = Callable[[int, int], torch.Tensor]
-
-
-def _activation(name: str | None, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-    if name == "elu":
-        return F.elu(x, inplace=inplace)
-    if name == "relu":
-        return F.relu(x, inplace=inplace)
-    return x
 
 
 def _is_channels_last(t: torch.Tensor) -> bool:
@@ -137,7 +129,7 @@ class GatedConv2d(nn.Module):
         # pass: two passes over the conv output instead of three (activation, sigmoid,
         # product), and no temporary. Channel halves of an NHWC tensor are strided, which makes
         # each pass slow; on a loaded 2-core AMX CPU this measured 1.2-2x faster than the three.
-        _activation(self.activation, y[:, : self.out_ch], inplace=True)
+        activate(self.activation, y[:, : self.out_ch], inplace=True)
         if out is None:
             return F.glu(y, dim=1)
         return torch._C._nn.glu(y, 1, out=out)

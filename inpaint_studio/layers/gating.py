@@ -18,7 +18,6 @@ with dynamic shapes serves every layer, so no recompilation per resolution.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import warnings
@@ -26,18 +25,21 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-log = logging.getLogger(__name__)
-
 _state = {"fused": False, "failed": False}
+
+
+def activate(name: str | None, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """The feature activation of a gated conv by name: ``"elu"``, ``"relu"`` or None."""
+    if name == "elu":
+        return F.elu(x, inplace=inplace)
+    if name == "relu":
+        return F.relu(x, inplace=inplace)
+    return x
 
 
 def _eager(y: torch.Tensor, channels: int, activation: str | None) -> torch.Tensor:
     features, gates = y.split(channels, dim=1)
-    if activation == "elu":
-        features = F.elu(features)
-    elif activation == "relu":
-        features = F.relu(features)
-    return features * torch.sigmoid(gates)
+    return activate(activation, features) * torch.sigmoid(gates)
 
 
 _compiled = None
