@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save
 
 from inpaint_studio.fileutil import atomic_write
 
@@ -56,10 +56,7 @@ def save_relay_state(checkpoint: str | Path, out: str | Path) -> Path:
     meta["data"] = {"epoch": state["data"]["epoch"] + 1, "batches_done": 0}
     metadata = {"format": FORMAT, "state": json.dumps(meta)}
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.relay.tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    data = tmp.read_bytes()
-    tmp.unlink()
+    data = save(tensors, metadata=metadata)  # in memory: one atomic write, no temp file of ours
     atomic_write(out, lambda f: f.write(data), make_parents=True)
     return out
 
