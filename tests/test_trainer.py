@@ -161,6 +161,23 @@ def test_help_mentions_every_option(capsys):
         assert all(o in text for o in options)
 
 
+def test_precision_option_is_an_alias_of_amp():
+    # `--precision` takes the words of `inpaint-studio fill`; fp32 is the trainer's "off".
+    import argparse
+
+    from trainer.config import add_config_options, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser)
+    for word, amp in (("fp32", "off"), ("bf16", "bf16"), ("auto", "auto"), ("fp16", "fp16")):
+        cfg = config_from_args(parser.parse_args(["--data", "x", "--precision", word]))
+        assert cfg.amp == amp, word
+    assert config_from_args(parser.parse_args(["--data", "x", "--amp", "off"])).amp == "off"
+    assert config_from_args(parser.parse_args(["--data", "x"])).amp == "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "x", "--precision", "off"])  # not one of its words
+
+
 def test_config_json_round_trip_and_validation(tmp_path):
     cfg = TrainConfig(data=["a", "b"], gen_args={"cnum": 8}, size=64, amp="off")
     cfg.save(tmp_path / "config.json")

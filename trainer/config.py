@@ -18,6 +18,9 @@ from typing import Any
 from inpaint_studio.fileutil import atomic_write
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+# `--precision` speaks the app's and `inpaint-studio fill`'s words (inpaint_studio.precision);
+# it sets the same field as `--amp`, with fp32 meaning "off".
+PRECISION_TO_AMP = {"auto": "auto", "fp32": "off", "bf16": "bf16", "fp16": "fp16"}
 # inpaint_studio.layers.attention.ATTENTION_NAMES, spelled out so that `--help` does not import
 # torch (a test keeps the two equal).
 ATTENTION_BLOCKS = ("none", "se", "cbam", "danet")
@@ -221,6 +224,19 @@ def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = 
         else:
             kw["metavar"] = f.name.upper()
         parser.add_argument(flag, **kw)
+    if "amp" not in skip:
+        parser.add_argument(
+            "--precision", dest="amp", default=argparse.SUPPRESS, action=_PrecisionAction,
+            choices=tuple(PRECISION_TO_AMP),
+            help="the same as --amp, in the words of `inpaint-studio fill --precision`: auto, "
+                 "fp32 (= --amp off), bf16 or fp16")
+
+
+class _PrecisionAction(argparse.Action):
+    """Stores ``--precision NAME`` as the ``amp`` field's value."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: D102
+        setattr(namespace, self.dest, PRECISION_TO_AMP[values])
 
 
 def config_from_args(
