@@ -13,10 +13,9 @@ upscaled, as a 12 MP photo's crop is at the real working size). One fill with th
 option yields both "deep" (its refined stage) and "deep+texture" (its texture stage); the
 s/img column is the time to that stage.
 
-The deep model: ``--model``, else the lead's development snapshot
-(``scratch/dev_models/deepfill_v2_dev.safetensors``), else the shipped
-``resources/models/deepfill_v2.safetensors``; with none of them, a stand-in says so in the
-output: OpenCV Telea at the working size (smooth and blurred like an undertrained model).
+The deep model: ``--model``, else the shipped ``resources/models/deepfill_v2.safetensors`` (the
+issue's bar is checked with it); without one, a stand-in says so in the output: OpenCV Telea at
+the working size (smooth and blurred like an undertrained model).
 
 ``--speed``: a synthetic 512x512 photo with a 25 % hole and a 12 MP (4000x3000) one with a
 3 % hole: time to the deep result, to the texture stage, and plain PatchMatch (after one
@@ -54,10 +53,7 @@ from inpaint_studio.metrics import l1, psnr, ssim  # noqa: E402
 METHODS = ("deep", "deep+texture", "patchmatch")
 METRICS = ("hole_l1", "psnr", "ssim", "detail", "seconds")
 CROP = 200  # contact sheet crops: 200x200 px shown at 100 % (the sheet's row height)
-MODEL_CANDIDATES = (
-    REPO / "scratch" / "dev_models" / "deepfill_v2_dev.safetensors",
-    REPO / "resources" / "models" / "deepfill_v2.safetensors",
-)
+MODEL_CANDIDATES = (REPO / "resources" / "models" / "deepfill_v2.safetensors",)
 
 
 class TeleaStandIn(Engine):

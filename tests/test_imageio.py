@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
 from inpaint_studio import imageio as iio
+from inpaint_studio import imagesave
 from inpaint_studio.imageio import ImageLoadError, MaskSizeError, load_image, load_mask, save_image
 
 from .data_gen import exif_block, gradient_rgb, png_bomb, tinted_cmyk_profile, write_16bit
@@ -237,8 +238,8 @@ def test_icc_and_exif_round_trip_and_format_kept(tmp_path):
 
 def test_gray_profile_not_written_onto_colour_pixels():
     gray_icc = b"\0" * 16 + b"GRAY" + b"\0" * 108
-    assert iio._matching_icc(gray_icc, "RGB") is None
-    assert iio._matching_icc(gray_icc, "L") == gray_icc
+    assert imagesave._matching_icc(gray_icc, "RGB") is None
+    assert imagesave._matching_icc(gray_icc, "L") == gray_icc
 
 
 # ----------------------------------------------------------------------------- bad files
