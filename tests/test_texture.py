@@ -163,6 +163,39 @@ def test_fill_copies_real_texture_where_the_guide_is_blurred():
     assert np.abs(out[hole].mean(0) - guide[hole].mean(0)).max() < 4
 
 
+def test_match_detail_raises_a_smooth_fill_to_the_rings_detail_and_no_further():
+    truth = textured(96, 96, seed=4).astype(np.float32)
+    hole = box(96, 96, 32, 64, 32, 64)
+    ring_detail = texture.detail_energy(truth)[texture.detail_ring(hole)].mean()
+    # A fill at half the photo's contrast: the gain is the detail ratio (~2), and scaling the
+    # part above sigma 1 px brings back most of the detail (the part below stays at half).
+    faint = truth.copy()
+    faint[hole] = 128 + 0.5 * (truth[hole] - 128)
+    before = faint.copy()
+    ratio_before = texture.detail_energy(faint)[hole].mean() / ring_detail
+    gain = texture.match_detail(faint, truth, hole, sigma=1.0, max_gain=4.0)
+    assert gain == pytest.approx(1 / ratio_before, rel=1e-4) and 1.7 < gain < 2.3, gain
+    ratio_after = texture.detail_energy(faint)[hole].mean() / ring_detail
+    assert ratio_before < 0.6 and 0.8 < ratio_after < 1.05, (ratio_before, ratio_after)
+    assert np.array_equal(faint[~hole], before[~hole])  # the photo is not touched
+    # The cap holds, and a fill as detailed as the photo is left as it is.
+    flat = truth.copy()
+    flat[hole] = 128 + 0.1 * (truth[hole] - 128)
+    assert texture.match_detail(flat, truth, hole, sigma=1.0, max_gain=2.0) == 2.0
+    rich = truth.copy()
+    rich[hole] = 128 + 1.2 * (truth[hole] - 128)
+    kept = rich.copy()
+    assert texture.match_detail(rich, truth, hole, sigma=1.0, max_gain=4.0) == 1.0
+    assert np.array_equal(rich, kept)
+
+
+def test_match_detail_needs_photo_around_the_hole():
+    image = textured(40, 40, seed=5).astype(np.float32)
+    hole = np.ones((40, 40), bool)
+    hole[0, :8] = False  # 8 known pixels: too few to judge the photo's detail
+    assert texture.match_detail(image.copy(), image, hole, sigma=1.0, max_gain=4.0) == 1.0
+
+
 def test_guided_fill_keeps_pixels_outside_the_hole_and_never_reads_under_it(rng):
     truth = textured(64, 64, seed=3)
     hole = box(64, 64, 20, 44, 20, 44)
