@@ -570,3 +570,21 @@ def test_cuda_fill_matches_cpu_within_autocast_tolerance(data_dir, rng):
     assert spread > 10.0
     # ...while the devices agree within bf16 autocast's 8 significant bits.
     assert np.abs(cpu - cuda)[hole].mean() < min(3.0, spread / 5)
+
+
+def test_fused_gating_warm_up_applies_to_reduced_precision_cpu_fills_only(monkeypatch):
+    # fp32 fills keep the eager gating (faster there): nothing to compile.
+    from inpaint_studio.engine.deep import warm_up_fused_gating
+    from inpaint_studio.engine.warm_up import start_fused_gating_warm_up
+
+    assert warm_up_fused_gating("cpu", "fp32") is None
+    # Where compiling is off (this suite, or no C++ compiler) the warm-up declines, in its
+    # thread as well, and fills keep the eager gating.
+    monkeypatch.setenv("INPAINT_STUDIO_NO_COMPILE", "1")
+    assert warm_up_fused_gating("cpu", "bf16") is None
+    thread = start_fused_gating_warm_up("cpu", "bf16")
+    thread.join(timeout=60)
+    assert not thread.is_alive() and thread.daemon
+    from inpaint_studio.layers import gating
+
+    assert not gating.uses_fused_inference(torch.bfloat16)

@@ -84,6 +84,55 @@ def test_precision_autocast_context_is_off_for_fp32():
 @pytest.mark.slow
 @pytest.mark.skipif(not gating.compiler_available(), reason="no C++ compiler: Inductor cannot "
                     "build CPU kernels, and the eager gating runs instead")
+def test_gating_warm_up_turns_the_fused_kernel_on_for_bf16_fills_only(monkeypatch):
+    """Precision: bf16 (the fused and the eager gating round to bf16 at different points: atol
+    of 2 bf16 steps, 2 * 2**-8, on outputs within +-1; 2 * 2**-7 relative)."""
+    from inpaint_studio.layers.gated import GatedConv2d
+
+    monkeypatch.delenv("INPAINT_STUDIO_NO_COMPILE", raising=False)
+    torch.manual_seed(0)
+    layer = GatedConv2d(3, 8, 3).to(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 20, 24).contiguous(memory_format=torch.channels_last)
+    import inpaint_studio.layers.gated as gated_module
+
+    def both_paths() -> list[torch.Tensor]:  # one band, then bands of 2 rows (the large-photo path)
+        outs = []
+        for band in (gated_module.BAND_ELEMENTS, 2 * 16 * 24):
+            monkeypatch.setattr(gated_module, "BAND_ELEMENTS", band)
+            with torch.inference_mode(), precision.autocast("cpu", torch.bfloat16):
+                outs.append(layer(x))
+        return outs
+
+    eager = both_paths()
+    assert not gating.uses_fused_inference(torch.bfloat16)
+    try:
+        seconds = gating.warm_up(torch.bfloat16)
+        assert seconds is not None and seconds > 0, "the fused gating could not be compiled"
+        assert gating.uses_fused_inference(torch.bfloat16)
+        assert not gating.uses_fused_inference(torch.float32)  # fp32 keeps the faster eager
+
+        def no_eager(*args, **kwargs):
+            raise AssertionError("the eager gating ran although the fused kernel is on")
+
+        monkeypatch.setattr(gated_module, "activate", no_eager)
+        fused = both_paths()
+    finally:
+        gating.set_fused(False)
+    for f, e in zip(fused, eager):
+        assert f.dtype == e.dtype == torch.bfloat16
+        assert f.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(f.float(), e.float(), atol=2 * 2**-8, rtol=2 * 2**-7)
+
+
+def test_gating_warm_up_is_refused_where_compiling_is_off(monkeypatch):
+    monkeypatch.setenv("INPAINT_STUDIO_NO_COMPILE", "1")
+    assert gating.warm_up(torch.bfloat16) is None
+    assert not gating.uses_fused_inference(torch.bfloat16)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not gating.compiler_available(), reason="no C++ compiler: Inductor cannot "
+                    "build CPU kernels, and the eager gating runs instead")
 @pytest.mark.parametrize("activation", ["elu", "relu", None])
 def test_fused_gating_matches_eager_forward_and_backward(activation, monkeypatch):
     """Precision: fp32. The fused kernel evaluates the same formula in one loop; float32

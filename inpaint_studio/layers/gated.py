@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gating import activate, fused_enabled, gate
+from .gating import activate, gate, uses_fused_inference
 
 ACTIVATIONS = ("elu", "relu", None)
 #: Most conv output elements (2 * out_ch * rows * width * batch) one inference band holds:
@@ -122,7 +122,7 @@ class GatedConv2d(nn.Module):
 
     def _gate_into(self, y: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
         """Gate the conv output ``y`` (no autograd) into ``out`` (or a new tensor when None)."""
-        if fused_enabled():
+        if uses_fused_inference(y.dtype):
             gated = gate(y, self.out_ch, self.activation)
             return gated if out is None else out.copy_(gated)
         # The activation in place, then GLU (``a * sigmoid(b)`` over the channel halves) in one
