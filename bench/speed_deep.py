@@ -135,7 +135,10 @@ def _attention_timer(model, device, layer_types: tuple[type, ...]):
 
 
 def worker(case_key: str, impl: str, device_name: str, threads: int, runs: int, scope: str | None = None,
-           precision: str = "fp32") -> dict:
+           precision: str = "fp32", cnum: int = 48) -> dict:
+    """One case in this process. ``precision``: fp32, bf16 or auto, optionally with ``+fused``
+    (the fused gating compiled first, as the app does in the background; its seconds are
+    reported as ``compile``)."""
     import torch
 
     from inpaint_studio.engine import FillOptions, FillRequest
@@ -148,6 +151,14 @@ def worker(case_key: str, impl: str, device_name: str, threads: int, runs: int, 
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    precision, _, fused = precision.partition("+")
+    compile_seconds = None
+    if fused:
+        from inpaint_studio.engine.deep import warm_up_fused_gating
+
+        compile_seconds = warm_up_fused_gating(device_name, precision)
+        if compile_seconds is None:
+            raise SystemExit("the fused gating does not apply here (fp32, a GPU, no compiler)")
     case = CASES[case_key]
     device, note = resolve_device(device_name)
     if note:
@@ -155,7 +166,7 @@ def worker(case_key: str, impl: str, device_name: str, threads: int, runs: int, 
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "deepfill_v2_random.safetensors"
-        save_model(path, build("deepfill_v2"), metadata={
+        save_model(path, build("deepfill_v2", cnum=cnum), metadata={
             "title": "DeepFill v2 (random weights, benchmark only)",
             "provenance": {"data": "none: random initialisation"},
         })
@@ -200,6 +211,7 @@ def worker(case_key: str, impl: str, device_name: str, threads: int, runs: int, 
     result["cold_refined"] = cold["refined"]
     result["precision"] = cold["precision"]
     result["load"] = load_seconds
+    result["compile"] = compile_seconds
     result["runs"] = runs
     result["hole_percent"] = round(100.0 * float((mask > 127).mean()), 1)
     if device.type == "cuda":
@@ -305,9 +317,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the reference even where its estimated memory exceeds what is free")
     parser.add_argument("--attention-scope", choices=("all", "hole"), default=None,
                         help="set the generator's attention_scope (default: the engine's choice)")
-    parser.add_argument("--precisions", default="fp32,bf16",
-                        help="precisions to run ours in, side by side (default fp32,bf16; the "
-                        "reference-style runs use fp32)")
+    parser.add_argument("--precisions", default="fp32,bf16,bf16+fused",
+                        help="precisions to run ours in, side by side: fp32, bf16, auto, each "
+                        "optionally +fused (the fused gating, compiled before timing as the app "
+                        "does in the background); default fp32,bf16,bf16+fused; the "
+                        "reference-style runs use fp32")
+    parser.add_argument("--cnum", type=int, default=48,
+                        help="DeepFill v2's base width (48: the paper's; 32: the shipped model's)")
     parser.add_argument("--quick", action="store_true",
                         help="a short run: the 512 case, one warm run, no reference")
     parser.add_argument("--model", type=Path, default=None,
@@ -322,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         case_key, impl = args.worker
         print(json.dumps(worker(case_key, impl, args.device, args.threads, args.runs, args.attention_scope,
-                                args.worker_precision)))
+                                args.worker_precision, args.cnum)))
         return 0
     if args.model is not None:
         return compare_precisions(args.model, args.device, args.threads, args.photos)
@@ -337,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     gpu = args.device.startswith("cuda")
     targets = GPU_TARGETS if gpu else CPU_TARGETS
 
-    print("Deep engine speed: DeepFill v2 (cnum 48) with RANDOM weights, for timing only")
+    print(f"Deep engine speed: DeepFill v2 (cnum {args.cnum}) with RANDOM weights, for timing only")
     scope = args.attention_scope or "the engine's"
     print(f"device {args.device}, {args.threads} CPU threads, attention scope {scope}, "
           f"median of --runs {args.runs} warm fills; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
@@ -347,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
           f"propagation wraps around grid rows; ours pads with zeros)")
     print()
 
-    header = (f"{'case':<22}{'impl':<11}{'coarse s':>9}{'refined s':>10}{'attn s':>8}{'rest s':>8}"
+    header = (f"{'case':<22}{'impl':<17}{'coarse s':>9}{'refined s':>10}{'attn s':>8}{'rest s':>8}"
               f"{'CPU s':>8}{'load s':>8}{'cold s':>8}{'RSS MiB':>9}{'GPU MiB':>9}")
     print(header)
     print("-" * len(header))
@@ -362,26 +378,27 @@ def main(argv: list[str] | None = None) -> int:
             if impl == "reference" and not args.force_reference:
                 need, free = reference_bytes(case), available_bytes()
                 if need > 0.6 * free:
-                    print(f"{case.label:<22}{impl:<11}skipped: needs ~{need / 2**30:.1f} GiB "
+                    print(f"{case.label:<22}{impl:<17}skipped: needs ~{need / 2**30:.1f} GiB "
                           f"(score matrix {matching_grid(case)}^2), {free / 2**30:.1f} GiB free")
                     continue
             cmd = ["bench.speed_deep", "--worker", key, impl, "--device", args.device,
                    "--threads", str(args.threads), "--runs", str(runs if impl == "ours" else min(runs, 2)),
-                   "--worker-precision", prec]
+                   "--worker-precision", prec, "--cnum", str(args.cnum)]
             if args.attention_scope:
                 cmd += ["--attention-scope", args.attention_scope]
             try:
                 r, rss = run_child(cmd)
             except RuntimeError as exc:
-                print(f"{case.label:<22}{label:<11}failed: {exc}")
+                print(f"{case.label:<22}{label:<17}failed: {exc}")
                 continue
             r["rss_mib"] = rss
             results[key, label] = r
             results.setdefault((key, "ours"), r)
             if impl == "ours":
-                label = f"ours {r['precision']}"  # the precision that ran (auto resolves)
+                fused = "+fused" if r.get("compile") is not None else ""
+                label = f"ours {r['precision']}{fused}"  # the precision that ran (auto resolves)
             rest = r["refined"] - r["coarse"] - r["attention"]
-            print(f"{case.label:<22}{label:<11}{_fmt(r['coarse']):>9}{_fmt(r['refined']):>10}"
+            print(f"{case.label:<22}{label:<17}{_fmt(r['coarse']):>9}{_fmt(r['refined']):>10}"
                   f"{_fmt(r['attention']):>8}{_fmt(rest):>8}{_fmt(r['cpu']):>8}{_fmt(r['load']):>8}{_fmt(r['cold_refined']):>8}"
                   f"{_fmt(rss, 'MiB'):>9}{_fmt(r.get('gpu_peak_mib'), 'MiB'):>9}", flush=True)
 
@@ -406,18 +423,23 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Precision (fp32 / bf16 wall time, same run):")
     for key in keys:
-        f32, b16 = results.get((key, "ours-fp32")), results.get((key, "ours-bf16"))
-        if f32 and b16:
-            print(f"  {CASES[key].label:<22} coarse x{f32['coarse'] / b16['coarse']:.2f}, "
-                  f"refined x{f32['refined'] / b16['refined']:.2f}, CPU s x{f32['cpu'] / b16['cpu']:.2f}")
+        f32 = results.get((key, "ours-fp32"))
+        for other in ("bf16", "bf16+fused"):
+            b16 = results.get((key, f"ours-{other}"))
+            if f32 and b16:
+                print(f"  {CASES[key].label:<22} fp32 / {other:<10} coarse x{f32['coarse'] / b16['coarse']:.2f}, "
+                      f"refined x{f32['refined'] / b16['refined']:.2f}, CPU s x{f32['cpu'] / b16['cpu']:.2f}")
+        if (key, "ours-bf16+fused") in results:
+            print(f"  {'':<22} compiling the fused gating took "
+                  f"{results[key, 'ours-bf16+fused']['compile']:.1f} s (once per process, in the background)")
     print()
     print("Targets (issue 10): 512x512 refined <= 0.6 s in bf16 on a 2-core AMX CPU; <= 1.5 s "
           "in fp32 on an AVX2-only CPU (run with ONEDNN_MAX_CPU_ISA=AVX2 to imitate one).")
-    for prec, limit in (("bf16", 0.6), ("fp32", 1.5)):
+    for prec, limit in (("bf16", 0.6), ("bf16+fused", 0.6), ("fp32", 1.5)):
         r = results.get(("512", f"ours-{prec}"))
         value = None if r is None else r["refined"]
         shown = "-" if value is None else f"{value:.3f} s"
-        print(f"  {CASES['512'].label:<22} {prec:<8} {shown:>12}   {_verdict(value, limit, 's')}")
+        print(f"  {CASES['512'].label:<22} {prec:<10} {shown:>12}   {_verdict(value, limit, 's')}")
     print()
     print("Targets (issue 3, part 6; ours in fp32):")
     for (key, measure), limit in targets.items():
