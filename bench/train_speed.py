@@ -9,7 +9,7 @@ One step is what ``trainer.loop`` does per image batch: generator forward, SN-Pa
 discriminator update on the detached composite (hinge), generator update (L1 on both stages
 + hinge), through the real ``deepfill_v2`` recipe and the loop's own update function
 (backward, clipping guard, Adam). Random weights and synthetic photos: speed does not depend
-on them. DeepFill v2 at its full width (cnum 48).
+on them. DeepFill v2 at its full width (cnum 48), or ``--cnum 32`` (the shipped model's).
 
 Compared in the same run: a reference-style step (fp32, contextual attention as
 ``bench/reference_contextual.py``: a Python loop over the batch, unchunked scores) swapped into
@@ -65,12 +65,12 @@ def synthetic_batch(batch: int, size: int, device: torch.device) -> dict[str, to
 
 def measure(device: torch.device, batch: dict[str, torch.Tensor], *, reference: bool,
             amp: torch.dtype | None, channels_last: bool, compile: bool, steps: int,
-            warmup: int, fused_gating: bool = False) -> float:
+            warmup: int, fused_gating: bool = False, cnum: int = 48) -> float:
     """Images per second of the G+D step for one variant (median of per-step times)."""
     gating.set_fused(fused_gating)
     torch.manual_seed(0)
     recipe = get_recipe("deepfill_v2")(None, device, None)
-    G = recipe.build_generator({"cnum": 48})
+    G = recipe.build_generator({"cnum": cnum})
     D = recipe.build_discriminators()
     if reference:
         swap_in_reference(G, ContextualAttention)
@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=0,
                         help="timed steps per variant (default: 3 on CPU, 20 on GPU)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
+    parser.add_argument("--cnum", type=int, default=48,
+                        help="DeepFill v2's base width (48: the paper's; 32: the shipped model's)")
     parser.add_argument("--no-compile", action="store_true", help="GPU: skip compile variants")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference-style step")
     parser.add_argument("--quick", action="store_true",
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup = 3 if gpu else 1
     batch = synthetic_batch(batch_size, args.size, device)
     where = torch.cuda.get_device_name(device) if gpu else f"CPU, {args.threads} threads"
-    print(f"DeepFill v2 (cnum 48) G+D training step, {args.size}x{args.size}, batch "
+    print(f"DeepFill v2 (cnum {args.cnum}) G+D training step, {args.size}x{args.size}, batch "
           f"{batch_size}, {where}; random weights, synthetic photos")
 
     if gpu:
@@ -176,11 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         reference = None
     else:
         reference = measure(device, batch, reference=True, amp=None, channels_last=False,
-                            compile=False, steps=steps, warmup=warmup)
+                            compile=False, steps=steps, warmup=warmup, cnum=args.cnum)
         print(f"  {'reference-style fp32 (per-sample attention)':<48} {reference:8.2f} images/s")
     for name, options in variants:
         rates[name] = measure(device, batch, reference=False, steps=steps, warmup=warmup,
-                              **options)
+                              cnum=args.cnum, **options)
         base = rates["ours fp32"]
         print(f"  {name:<48} {rates[name]:8.2f} images/s   x{rates[name] / base:.2f} vs ours fp32"
               + (f", x{rates[name] / reference:.2f} vs reference" if reference else ""), flush=True)
