@@ -68,6 +68,19 @@ Targets: lower than both PatchMatch and Telea in every bin (docs/quality_classic
 """
 
 
+def add_curve_row(curve: Path, line: str) -> None:
+    """Add ``line`` to the legs' table of ``learning_curve.md`` (the first table: the file goes
+    on with notes and further tables), after its last row; the file is created if missing."""
+    text = curve.read_text(encoding="utf-8") if curve.is_file() else CURVE_HEADER
+    lines = text.splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith("| leg |"))
+    end = start
+    while end + 1 < len(lines) and lines[end + 1].startswith("|"):
+        end += 1
+    lines.insert(end + 1, line)
+    curve.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _hardware() -> str:
     flags = sorted(precision.cpu_flags() & {"amx_bf16", "avx512_bf16", "avx512f", "avx2"})
     return f"CPU, {os.cpu_count()} cores ({', '.join(flags) or 'no AVX flags read'})"
@@ -216,14 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         metrics={"eval_pairs": n_pairs, **{b: row["eval"][b] for b in row["eval"]}},
     )
     save_model(args.model, generator, fp16=True, metadata=metadata)
-    curve = args.docs / "learning_curve.md"
-    if not curve.is_file():
-        curve.write_text(CURVE_HEADER, encoding="utf-8")
-    with curve.open("a", encoding="utf-8") as f:
-        bins = sorted(row["eval"])
-        f.write(f"| {row['leg']} | {row['date']} | {row['cumulative_images']:,} | "
-                + " | ".join(f"{row['eval'][b]['hole_l1']:.4f}" for b in bins)
-                + f" | {n_pairs} |\n")
+    bins = sorted(row["eval"])
+    add_curve_row(args.docs / "learning_curve.md",
+                  f"| {row['leg']} | {row['date']} | {row['cumulative_images']:,} | "
+                  + " | ".join(f"{row['eval'][b]['hole_l1']:.4f}" for b in bins) + f" | {n_pairs} |")
     print(f"card: {card_path(args.model)}; beats PatchMatch and Telea in every bin: {done}")
     print(metadata["figures"])
     return 0

@@ -80,3 +80,21 @@ def test_resume_with_new_learning_rates_uses_them(tmp_path):
     assert state["opt_g"]["param_groups"][0]["lr"] == 1e-5
     assert state["opt_d"]["param_groups"][0]["lr"] == 2e-5
     assert [e["lr"] for e in read_log(tmp_path / "run") if e.get("step") == 12 and "lr" in e] == [1e-5]
+
+
+def test_publish_adds_each_leg_to_the_legs_table_not_the_files_end(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "publish_default_model.py"
+    spec = importlib.util.spec_from_file_location("publish_default_model", script)
+    publish = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(publish)
+    curve = tmp_path / "learning_curve.md"
+    publish.add_curve_row(curve, "| 1 | d | 10 | a | b | c | d | 332 |")  # created from the header
+    curve.write_text(curve.read_text() + "\nNotes.\n\n| images | mean |\n|---|---|\n| 8 | 0.1 |\n")
+    publish.add_curve_row(curve, "| 2 | d | 20 | a | b | c | d | 332 |")
+    lines = curve.read_text().splitlines()
+    legs = lines.index("| 1 | d | 10 | a | b | c | d | 332 |")
+    assert lines[legs + 1] == "| 2 | d | 20 | a | b | c | d | 332 |"
+    assert lines[-1] == "| 8 | 0.1 |" and lines[0].startswith("# Learning curve")
