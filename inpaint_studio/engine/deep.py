@@ -528,4 +528,3 @@ def warm_up_fused_gating(device: str = "auto", preference: str = "auto") -> floa
     if dtype == torch.float32:
         return None
     return gating.warm_up(dtype)
-

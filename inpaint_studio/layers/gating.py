@@ -106,9 +106,7 @@ def warm_up(dtype: torch.dtype = torch.bfloat16) -> float | None:
                     for activation in ("elu", "relu", None):
                         _compiled_gate()(y, channels, activation)
         except Exception as exc:  # a broken toolchain must not stop the app
-            _state["failed"] = True
-            warnings.warn(f"fused gating unavailable ({type(exc).__name__}: {exc}); "
-                          "using the eager gating", RuntimeWarning, stacklevel=2)
+            _fall_back(exc)
             return None
         _state["fused"] = True
         return time.perf_counter() - start
@@ -123,7 +121,12 @@ def gate(y: torch.Tensor, channels: int, activation: str | None) -> torch.Tensor
         try:
             return _compiled_gate()(y, channels, activation)
         except Exception as exc:  # a broken toolchain must not stop training or a fill
-            _state["fused"], _state["failed"] = False, True
-            warnings.warn(f"fused gating unavailable ({type(exc).__name__}: {exc}); "
-                          "using the eager gating", RuntimeWarning, stacklevel=2)
+            _fall_back(exc)
     return _eager(y, channels, activation)
+
+
+def _fall_back(exc: Exception) -> None:
+    """Use the eager gating for the rest of the process, and say why once."""
+    _state["fused"], _state["failed"] = False, True
+    warnings.warn(f"fused gating unavailable ({type(exc).__name__}: {exc}); "
+                  "using the eager gating", RuntimeWarning, stacklevel=3)

@@ -69,7 +69,7 @@ def explain_engine(selected, infos: list, default_name: str, chosen: bool) -> st
             reason = first.availability.reason.split(":")[0].split(";")[0].strip()
             reason = reason.removesuffix(f" for {first.title}")  # the name is said already
             notes.append(f"{first.title} cannot run: {reason}")
-        elif getattr(first, "in_training", False) or "in training" in first.title.lower():
+        elif first.in_training:  # the registry's flag, which also keeps it off the default
             notes.append(f"{first.title} can be chosen; not the default yet")
     line = f"Runs {selected.title} ({why})"
     return line + (" — " + "; ".join(notes) if notes else "")
