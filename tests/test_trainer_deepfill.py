@@ -241,3 +241,28 @@ def test_deepfill_v1_several_d_steps_per_g_step_train_under_fp16(tmp_path):
     assert len(steps) == 1 and 2 * recipe.d_steps_per_g - backoffs <= steps.pop() <= 2 * recipe.d_steps_per_g
     for name, tensor in state["generator"].items():
         assert torch.isfinite(tensor).all(), name
+
+
+@pytest.mark.parametrize("gan_weight", [0.0, 0.05])
+def test_without_gan_term_the_discriminator_is_not_trained(tmp_path, gan_weight):
+    """--gan-weight 0 skips D's update (a third of a CPU step): its weights come out of the run
+    bit for bit as they went in, while the generator still learns; any GAN weight trains D."""
+    from trainer.checkpoint import load_checkpoint
+
+    photos = make_smooth_photos(tmp_path / "photos", n=4)
+    cfg = TrainConfig(arch="deepfill_v2", gen_args=GEN_ARGS, data=[str(photos)],
+                      out=str(tmp_path / "run"), size=32, batch_size=2, steps=1, workers=0,
+                      log_every=1, val_every=0, sample_every=0, ckpt_every=0, val_count=1,
+                      gan_weight=gan_weight, seed=3)
+    recipe = get_recipe("deepfill_v2")(cfg, torch.device("cpu"), None)
+    assert recipe.trains_discriminator is (gan_weight > 0)
+    train(cfg)  # step 1 (D and G as any first step leaves them), then two more on resume
+    first = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert main(["train", "--resume", cfg.out, "--steps", "3"]) == 0
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["step"] == 3
+    d_same = [torch.equal(first["discriminators"][k], v) for k, v in last["discriminators"].items()]
+    assert d_same and all(d_same) is (gan_weight == 0)
+    assert not all(torch.equal(first["generator"][k], v) for k, v in last["generator"].items())
+    logged = [r for r in read_log(tmp_path / "run") if "loss_l1_refined" in r]
+    assert len(logged) == 3 and all(("loss_d_hinge" in r) is (gan_weight > 0) for r in logged)

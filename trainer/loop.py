@@ -413,7 +413,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
                 last = i == recipe.d_steps_per_g - 1
                 with autocast(), torch.set_grad_enabled(last):
                     out = recipe.run_generator(G_run, batch)
-                if opt_d is not None:
+                if opt_d is not None and recipe.trains_discriminator:
                     with autocast():
                         d_loss, d_parts = recipe.d_loss(D_run, batch, _detached(out))
                     ok = ok & apply_update(d_loss, opt_d, d_params, scaler, cfg.grad_clip)

@@ -59,6 +59,14 @@ class Recipe(ABC):
         """A fresh generator: ``inpaint_studio.networks.build(self.arch, **gen_args)``."""
         return networks.build(self.arch, **gen_args)
 
+    @property
+    def trains_discriminator(self) -> bool:
+        """Whether the loop updates the discriminators. False when the generator's loss does
+        not read them (e.g. DeepFill v2 with ``--gan-weight 0``): their forward and backward
+        passes, a third of a CPU step, are then skipped and their weights carried on as they
+        are. Default: True."""
+        return True
+
     def prepare_generator(self, G: InpaintGenerator) -> None:
         """Adjust ``G`` in place for this run's training before its optimizer is made: the
         loop calls it on every generator, built by :meth:`build_generator`, loaded by

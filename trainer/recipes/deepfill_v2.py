@@ -47,6 +47,15 @@ class DeepFillV2Recipe(Recipe):
     lr_d = 1e-4
     betas = (0.5, 0.999)
 
+    @property
+    def gan_weight(self) -> float:
+        return getattr(self.cfg, "gan_weight", GAN_WEIGHT)
+
+    @property
+    def trains_discriminator(self) -> bool:
+        # Without an adversarial term nothing reads D: training it would be wasted work.
+        return self.gan_weight > 0
+
     def build_discriminators(self) -> nn.ModuleDict:
         # RGB + mask + sketch: the sketch channel is all zeros when a sample has none.
         return nn.ModuleDict({"patch": networks.build_discriminator("sn_patchgan", in_channels=5)})
@@ -84,7 +93,7 @@ class DeepFillV2Recipe(Recipe):
         l1_coarse = self._l1(coarse, batch)
         l1_refined = self._l1(refined, batch)
         total = L1_WEIGHT * (l1_coarse + l1_refined)
-        gan_weight = getattr(self.cfg, "gan_weight", GAN_WEIGHT)
+        gan_weight = self.gan_weight
         if gan_weight > 0:
             fake_logits = D["patch"](self._d_input(self._composite(batch, out), batch)).float()
             gan = losses.hinge_g_loss(fake_logits)
