@@ -216,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"project on {state.get('photos')} photos, {counters['images']:,} images seen"),
         "provenance": provenance, "metrics": {}, "working_size": args.working_size,
         "in_training": True, "data_terms": DATA_TERMS, "resume": RESUME,
-        "training_runs": previous + [row],
+        # This leg's row goes in only with its figures (below): a publish stopped during the
+        # evaluation leaves the card's table as it was, so running it again counts right.
+        "training_runs": previous,
     }
     args.model.parent.mkdir(parents=True, exist_ok=True)
     save_model(args.model, generator, fp16=True, metadata=metadata)

@@ -245,7 +245,7 @@ def test_deepfill_v1_several_d_steps_per_g_step_train_under_fp16(tmp_path):
 
 @pytest.mark.parametrize("gan_weight", [0.0, 0.05])
 def test_without_gan_term_the_discriminator_is_not_trained(tmp_path, gan_weight):
-    """--gan-weight 0 skips D's update (a third of a CPU step): its weights come out of the run
+    """--gan-weight 0 skips D's update (about 40 % of a CPU step): its weights come out of the run
     bit for bit as they went in, while the generator still learns; any GAN weight trains D."""
     from trainer.checkpoint import load_checkpoint
 

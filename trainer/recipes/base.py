@@ -63,7 +63,7 @@ class Recipe(ABC):
     def trains_discriminator(self) -> bool:
         """Whether the loop updates the discriminators. False when the generator's loss does
         not read them (e.g. DeepFill v2 with ``--gan-weight 0``): their forward and backward
-        passes, a third of a CPU step, are then skipped and their weights carried on as they
+        passes, about 40 % of a CPU step, are then skipped and their weights carried on as they
         are. Default: True."""
         return True
 
