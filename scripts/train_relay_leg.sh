@@ -11,7 +11,8 @@
 # (scripts/publish_default_model.py). Commit resources/models/ and docs/ afterwards.
 #
 # The recipe (docs/training.md has the experiments behind it): DeepFill v2 at cnum 32,
-# hole-weighted L1 (x6 in the hole), generator lr 4e-4 (D 1e-4), Adam betas (0.5, 0.999),
+# hole-weighted L1 (x6 in the hole), generator lr 4e-4 (D 1e-4; from leg 4 on 1e-4 / 2.5e-5,
+# carried in the relay state's configuration: A/B 6), Adam betas (0.5, 0.999),
 # EMA 0.99, batch 8 at 128 px crops on a CPU, bf16 where the CPU has it, fused gating. The
 # first legs added an SN-PatchGAN term of weight 0.05; from leg 3 on the relay trains without
 # it (A/B 5: lower validation L1 at equal steps and 1.7x the images per minute, since the
