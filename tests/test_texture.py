@@ -167,16 +167,16 @@ def test_match_detail_raises_a_smooth_fill_to_the_rings_detail_and_no_further():
     truth = textured(96, 96, seed=4).astype(np.float32)
     hole = box(96, 96, 32, 64, 32, 64)
     ring_detail = texture.detail_energy(truth)[texture.detail_ring(hole)].mean()
-    # A fill at half the photo's contrast: the gain is the detail ratio (~2), and scaling the
-    # part above sigma 1 px brings back most of the detail (the part below stays at half).
+    # A fill at half the photo's contrast: only its part above sigma 1 px is scaled, so the
+    # gain that brings the hole's detail to the ring's is above the energy ratio (~2).
     faint = truth.copy()
     faint[hole] = 128 + 0.5 * (truth[hole] - 128)
     before = faint.copy()
     ratio_before = texture.detail_energy(faint)[hole].mean() / ring_detail
     gain = texture.match_detail(faint, truth, hole, sigma=1.0, max_gain=4.0)
-    assert gain == pytest.approx(1 / ratio_before, rel=1e-4) and 1.7 < gain < 2.3, gain
+    assert ratio_before < 0.6 and 1 / ratio_before < gain < 4.0, (ratio_before, gain)
     ratio_after = texture.detail_energy(faint)[hole].mean() / ring_detail
-    assert ratio_before < 0.6 and 0.8 < ratio_after < 1.05, (ratio_before, ratio_after)
+    assert ratio_after == pytest.approx(1.0, abs=0.01), ratio_after
     assert np.array_equal(faint[~hole], before[~hole])  # the photo is not touched
     # The cap holds, and a fill as detailed as the photo is left as it is.
     flat = truth.copy()

@@ -43,23 +43,37 @@ from . import patchmatch
 GUIDE_WEIGHT_COARSEST = 4.0
 GUIDE_WEIGHT_FINEST = 0.5
 # Low frequencies below this scale (Gaussian sigma, px at the guide's own resolution) follow
-# the guide exactly; finer detail is the copied texture's.
-STRUCTURE_SIGMA = 2.0
+# the guide exactly; finer detail is the copied texture's. Measured with leg 3's model (24 eval
+# pairs at their own size, working size 512, detail matched as below; hole L1 vs the deep fill
+# and detail ratio, bins 10-20/20-30/30-40/40-50 %): sigma 2: +4.7/+3.1/+4.3/+4.5 %,
+# 1.00/0.71/0.87/0.96, with copies visibly pasted in; 1: +3.3/+2.3/+3.4/+3.1 %, 0.94/0.70/0.87/
+# 0.90; 0.7 (detail sigma 0.7, gain 3): +3.4/+2.2/+3.1/+2.9 %, 0.96/0.72/0.89/0.95; 0.5: the
+# guide term of the search then reads the guide's blur as structure, +4.6 % at 0.83. Texture at
+# the finest scale is what a detail measure (and the eye, at 100 %) sees, at the least L1 cost
+# per unit: structure follows the model down to ~1 px. (The 20-30 % bin's 0.7 is the ring's
+# own detail on these 6 photos: over all 332 pairs the ring has 0.94-0.96 of the hole's.)
+STRUCTURE_SIGMA = 0.7
 # The last reconstruction averages the matches of targets at most this far (px): 0 copies each
 # pixel's own match, 3 is the full vote of 7x7 patches. Eval pairs at working size 256 (Telea
 # guide), detail ratio / hole L1 vs the guide: 0: 0.76 / +1.2 %, 1: 0.55 / +0.3 %, 2: 0.49 / 0.0 %;
 # at 200 % zoom 0 and 1 look alike (no pixel noise), 0 keeps thin twigs crisper.
 NEAR_VOTE_RADIUS = 0
 # Detail matching (:func:`match_detail`): the fill's detail above a Gaussian of DETAIL_SIGMA px is
-# scaled up to the known ring's energy, by at most DETAIL_MAX_GAIN (1 = off). The copied
-# sources alone reach a detail ratio of 0.69 (shipped model, 16 eval pairs, working size 512):
-# the searches at blurred estimates favour smooth sources. Gain at most 2.0: 0.87, hole L1
-# +0.7/+1.0/+1.7/+2.2 % vs the deep fill per bin; 2.5: 0.90 (24 pairs), up to +2.6 %; 3.0 with
-# sigma 2: 0.91, up to +3.6 %. Two further searches against the sharp copy (0.68) and a
-# low-pass floor for the coarse levels' guide term (0.69) did not help, nor did blending the
-# copies over 3x3 at seams between sources (0.72, +2.5 % L1) or everywhere (0.79, +3.3 %).
-DETAIL_MAX_GAIN = 2.0
-DETAIL_SIGMA = 1.0
+# scaled up until its energy is the known ring's, by at most DETAIL_MAX_GAIN (1 = off). The
+# copied sources alone reach a detail ratio of 0.69 (16 eval pairs, working size 512): the
+# searches at blurred estimates favour smooth sources. With structure sigma 2 (see above),
+# gain at most 2.0: 0.87, hole L1 +0.7/+1.0/+1.7/+2.2 % vs a GAN-trained deep fill per bin;
+# 3.0: 0.91, up to +3.6 %. Scaling only the finest band (sigma 0.7, not 1) costs less L1 for
+# the same detail (structure 0.7, with the gain then still the plain energy ratio: sigma 0.7,
+# gain 3: +2.7/+1.8/+2.5/+2.5 % vs sigma 1, gain 2.5: +3.3/+2.2/+3.2/+2.9 %, detail ~0.9 both);
+# that ratio undershoots, so the gain is now solved for (0.89 -> 0.96 detail, ~+0.5 % L1;
+# leg 4's model, 32 pairs: README). Did not help: two further searches against the sharp
+# copy (0.68), a low-pass floor for the coarse levels' guide term (0.69), blending the copies
+# over 3x3 at seams between sources (0.72, +2.5 % L1) or everywhere (0.79, +3.3 %), and
+# gradient-domain copying (the sources' gradients integrated by a Poisson solve, which removes
+# seams: 0.83-0.85 instead of 0.94 at equal L1, structure sigma 1).
+DETAIL_MAX_GAIN = 3.0
+DETAIL_SIGMA = 0.7
 # The coarsest level's start takes the guide's low frequencies below this (px at that level).
 INITIAL_SIGMA = 2.0
 
@@ -151,11 +165,16 @@ def copy_nearest_matches(fill: np.ndarray, hole: np.ndarray, level: patchmatch._
     fill[ys, xs] = (acc / np.maximum(total, 1e-12)[:, None]).astype(np.float32)
 
 
+def _signed_detail(image: np.ndarray) -> np.ndarray:
+    """Laplacian of the grey image of float32 RGB ``(H, W, 3)``: ``(H, W)`` float32."""
+    grey = image @ np.array([0.299, 0.587, 0.114], np.float32)
+    return cv2.Laplacian(grey, cv2.CV_32F)
+
+
 def detail_energy(image: np.ndarray) -> np.ndarray:
     """Per-pixel detail: ``|Laplacian|`` of the grey image of float32 RGB ``(H, W, 3)``,
     ``(H, W)`` float32 (the measure of ``bench/texture.py``'s detail ratio)."""
-    grey = image @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.abs(cv2.Laplacian(grey, cv2.CV_32F))
+    return np.abs(_signed_detail(image))
 
 
 def detail_ring(hole: np.ndarray) -> np.ndarray:
@@ -171,19 +190,31 @@ def detail_ring(hole: np.ndarray) -> np.ndarray:
 def match_detail(fill: np.ndarray, composite: np.ndarray, hole: np.ndarray, sigma: float,
                  max_gain: float) -> float:
     """Raise the detail of the hole of ``fill`` (float32 ``(H, W, 3)``, in place) to that of the
-    photo around it: the fill's part above a Gaussian of ``sigma`` px is scaled by the ratio of
-    the ring's mean :func:`detail_energy` (``composite``, the photo, float32) to the hole's,
-    clipped to ``[1, max_gain]``; a fill as detailed as its surroundings is left alone. Returns
-    the gain applied."""
+    photo around it: the fill's part above a Gaussian of ``sigma`` px is scaled by the gain in
+    ``[1, max_gain]`` that makes the hole's mean :func:`detail_energy` equal the ring's
+    (``composite``, the photo, float32), found by bisection, since only that part is scaled
+    (the ratio of the two energies undershoots); a fill as detailed as its surroundings is
+    left alone. Returns the gain applied."""
     ring = detail_ring(hole)
     if ring.sum() < 64:  # too little photo around the hole to judge its detail by
         return 1.0
     ring_energy = float(detail_energy(composite)[ring].mean())
-    fill_energy = float(detail_energy(fill)[hole].mean())
-    gain = float(np.clip(ring_energy / max(fill_energy, 1e-6), 1.0, max_gain))
-    if gain > 1.0:
-        residual = fill - cv2.GaussianBlur(fill, (0, 0), sigma)
-        fill[hole] += (gain - 1.0) * residual[hole]
+    lap_fill = _signed_detail(fill)[hole]
+    if float(np.abs(lap_fill).mean()) >= ring_energy:
+        return 1.0
+    residual = (fill - cv2.GaussianBlur(fill, (0, 0), sigma)) * hole[..., None]
+    lap_residual = _signed_detail(residual)[hole]  # the Laplacian is linear: energy(gain) is cheap
+
+    def energy(gain: float) -> float:
+        return float(np.abs(lap_fill + (gain - 1.0) * lap_residual).mean())
+
+    low, high = 1.0, float(max_gain)
+    if energy(high) > ring_energy:
+        for _ in range(24):  # energy grows with the gain (the residual is the detail)
+            middle = 0.5 * (low + high)
+            low, high = (middle, high) if energy(middle) < ring_energy else (low, middle)
+    gain = high
+    fill[hole] += (gain - 1.0) * residual[hole]
     return gain
 
 
