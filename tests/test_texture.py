@@ -189,6 +189,38 @@ def test_match_detail_raises_a_smooth_fill_to_the_rings_detail_and_no_further():
     assert np.array_equal(rich, kept)
 
 
+def test_match_detail_ramps_the_band_in_from_the_holes_edge_and_clips_its_tails():
+    truth = textured(96, 96, seed=6).astype(np.float32)
+    hole = box(96, 96, 24, 72, 24, 72)
+    ring_detail = texture.detail_energy(truth)[texture.detail_ring(hole)].mean()
+    faint = truth.copy()
+    faint[hole] = 128 + 0.6 * (truth[hole] - 128)
+    band = texture.detail_band(faint, hole, sigma=0.7, ramp_px=8.0, soft_clip=1.0)
+    assert not band[~hole].any()
+    depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    plain = (faint - cv2.GaussianBlur(faint, (0, 0), 0.7)) * hole[..., None]
+    scale = np.abs(plain[hole]).mean()
+    # Tails clipped: nothing beyond the tanh's asymptote, and the band is smaller than the
+    # plain one where that one is large, not where it is small.
+    assert np.abs(band).max() < 1.0001 * scale
+    inner = depth >= 8
+    big, small = inner & (np.abs(plain).max(-1) > 2 * scale), inner & (np.abs(plain).max(-1) < 0.2 * scale)
+    assert big.sum() > 20 and small.sum() > 20
+    assert np.abs(band[big]).mean() < 0.8 * np.abs(plain[big]).mean()
+    assert np.abs(band[small]).mean() == pytest.approx(np.abs(plain[small]).mean(), rel=0.05)
+    # Ramp: one pixel inside the edge the band is an eighth of the interior's.
+    edge = hole & (depth <= 1)
+    assert np.abs(band[edge]).mean() < 0.25 * np.abs(band[inner]).mean()
+    # The gain still lands the hole's detail on the ring's, and the edge moves least.
+    before = faint.copy()
+    gain = texture.match_detail(faint, truth, hole, sigma=0.7, max_gain=8.0, ramp_px=8.0, soft_clip=1.0)
+    assert 1.0 < gain < 8.0
+    assert texture.detail_energy(faint)[hole].mean() / ring_detail == pytest.approx(1.0, abs=0.01)
+    moved = np.abs(faint - before).max(-1)
+    assert moved[edge].mean() < 0.25 * moved[inner].mean()
+    assert np.array_equal(faint[~hole], before[~hole])
+
+
 def test_match_detail_needs_photo_around_the_hole():
     image = textured(40, 40, seed=5).astype(np.float32)
     hole = np.ones((40, 40), bool)
