@@ -85,9 +85,12 @@ def score(original: np.ndarray, filled: np.ndarray, hole: np.ndarray, seconds: f
     }
 
 
-def fill_once(engine, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
+def fill_once(engine, image: np.ndarray, mask: np.ndarray,
+              options: FillOptions | None = None) -> tuple[np.ndarray, float]:
+    """The engine's last stage for ``image`` / ``mask`` (default options unless given) and the
+    seconds it took."""
     t0 = time.perf_counter()
-    *_, last = engine.fill(FillRequest(image, mask))
+    *_, last = engine.fill(FillRequest(image, mask, options=options or FillOptions()))
     return last.image, time.perf_counter() - t0
 
 
@@ -173,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sheet", type=Path, default=None, help=f"contact sheet PNG (default: {OUT_SHEET.relative_to(REPO)})")
     parser.add_argument("--update-docs", action="store_true", help=f"write the sheet to the tracked {DOCS_SHEET.relative_to(REPO)}")
     parser.add_argument("--sheet-rows", type=int, default=4, help="pairs shown on the contact sheet")
+    parser.add_argument("--no-harmonise", dest="harmonise", action="store_false",
+                        help="deep engines: the model's fill as it came, without the edge colour "
+                        "harmonisation the app and the CLI apply (the model's own figures)")
     args = parser.parse_args(argv)
     args.sheet = sheet_path(args.sheet, args.update_docs, parser)
 
@@ -187,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         hole = mask > 127
         row = [("input", show_hole(image, hole))]
         for name, engine in engines.items():
-            filled, seconds = fill_once(engine, image, mask)
+            filled, seconds = fill_once(engine, image, mask, FillOptions(harmonise=args.harmonise))
             scores = score(image, filled, hole, seconds)
             results[pair.hole_bin, name].append(scores)
             results["all", name].append(scores)
@@ -196,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
         if pair in on_sheet:
             sheet_rows.append(row + [("original", image)])
 
-    print(f"{len(pairs)} pairs from {args.data}, strategy crop (default)")
+    print(f"{len(pairs)} pairs from {args.data}, strategy crop (default)"
+          + ("" if args.harmonise else ", deep fills not harmonised"))
     print(format_table(results, names))
     if sheet_rows:
         args.sheet.parent.mkdir(parents=True, exist_ok=True)

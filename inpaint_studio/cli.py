@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("--texture", choices=TEXTURES, default=RECOMMENDED_TEXTURE,
                       help="deep engines: re-synthesise the hole's texture at full resolution "
                       "with PatchMatch guided by the model's fill (default: %(default)s)")
+    fill.add_argument("--no-harmonise", dest="harmonise", action="store_false",
+                      help="deep engines: keep the model's fill as it came, without shifting it "
+                      "to meet the photo's colours along the hole's edge")
     fill.set_defaults(run=_run_fill)
 
     engines = commands.add_parser("engines", help="list engines and whether they can run here")
@@ -187,7 +190,7 @@ def _open_engine(args: argparse.Namespace) -> Engine | None:
 
 def _options(args: argparse.Namespace) -> FillOptions:
     return FillOptions(strategy=args.strategy, device=args.device, seed=args.seed, texture=args.texture,
-                       precision=args.precision)
+                       precision=args.precision, harmonise=args.harmonise)
 
 
 @dataclass

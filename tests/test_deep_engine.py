@@ -205,8 +205,9 @@ def test_fill_streams_coarse_then_refined_and_keeps_outside_pixels(engine, photo
 
 def test_fill_matches_the_generator_run_directly(engine, photo):
     mask = box_mask()
-    # fp32: bit-exact plumbing (auto would pick bf16 on AMX CPUs; the precision tests cover it).
-    options = FillOptions(strategy="full", precision="fp32")
+    # fp32: bit-exact plumbing (auto would pick bf16 on AMX CPUs; the precision tests cover it),
+    # and the model's fill as it came (harmonisation is tested in test_harmonise.py).
+    options = FillOptions(strategy="full", precision="fp32", harmonise=False)
     stage = list(engine.fill(FillRequest(photo, mask, options=options)))[-1]
     model = engine.model(torch.device("cpu"))
     x, m, _ = deep.crop_to_tensors(photo, mask > 127, None, torch.device("cpu"))

@@ -17,6 +17,10 @@ so benchmarks stay honest). Only hole pixels go back, through the hole dilated b
 linearly to 0 across the band, so every pixel farther than ``SEAM_PX`` from the hole is the
 input's, bit for bit.
 
+Deep engines' stages are harmonised before paste-back (``FillOptions.harmonise``, default on):
+each region's restored fill is shifted by a smooth field that makes it meet the photo's
+colours along the hole's edge (:mod:`harmonise`); the texture stage follows the harmonised fill.
+
 Texture stage (``FillOptions.texture = "patchmatch"``, deep engines only): after the engine's
 last stage, each region's fill, restored to full resolution, guides a PatchMatch synthesis of
 the region's hole at the photo's own resolution (:func:`texture.guided_inpaint`), in a crop of
@@ -46,7 +50,7 @@ from typing import TYPE_CHECKING, Iterator
 import cv2
 import numpy as np
 
-from . import texture
+from . import harmonise, texture
 from .base import TEXTURE_STAGE, CoreMonitor
 from .request import (
     CancelToken, FillProgress, FillRequest, FillStage, InvalidRequest, ProgressCallback, Stopwatch,
@@ -415,6 +419,15 @@ class _ProgressTracker:
         self._emit(1.0, "done")
 
 
+def harmonise_region(request: FillRequest, window: HoleWindow, region: Region,
+                     restored: np.ndarray) -> np.ndarray:
+    """A deep engine's restored fill of ``region`` (``uint8 (region.height, region.width, 3)``)
+    with its hole shifted to meet the photo's colours along the hole's edge
+    (:func:`harmonise.harmonise_fill`; the photo's known pixels of the region are read)."""
+    photo = request.image[region.y0:region.y1, region.x0:region.x1]
+    return harmonise.harmonise_fill(restored, photo, window.crop(region))
+
+
 def texture_pass(request: FillRequest, window: HoleWindow, region: Region, guide: np.ndarray,
                  monitor: CoreMonitor) -> np.ndarray:
     """The texture stage for one region: ``uint8 (region.height, region.width, 3)``.
@@ -485,6 +498,7 @@ def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = 
     regions = plan_regions(window, request, engine)
     stage_count = len(engine.stage_names)
     with_texture = TEXTURE_STAGE in engine.stages_for(request.options)[stage_count:]
+    harmonised = engine.kind == "deep" and request.options.harmonise
     total_stages = stage_count + int(with_texture)
     weights = [float(r.scaled_size[0] * r.scaled_size[1]) for r in regions] * stage_count
     if with_texture:
@@ -526,6 +540,8 @@ def run_fill(engine: Engine, request: FillRequest, cancel: CancelToken | None = 
                     )
                 name = core.name
                 restored = restore_crop(core.image, crop.region)
+                if harmonised:
+                    restored = harmonise_region(request, window, crop.region, restored)
                 paste_back(canvas, restored, crop)
                 if with_texture and index == stage_count - 1:
                     guides.append(restored)

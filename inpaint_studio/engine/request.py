@@ -71,6 +71,9 @@ class FillOptions:
         re-synthesised at the photo's full resolution by PatchMatch guided by the deep fill
         (:mod:`inpaint_studio.engine.texture`); ``none`` stops at the model's own result.
         Classical engines ignore it.
+    harmonise: a deep engine's fill is shifted by a smooth field so that it meets the photo's
+        colours along the hole's edge (:mod:`inpaint_studio.engine.harmonise`); False keeps
+        the model's fill as it came. Classical engines ignore it.
     """
 
     strategy: Strategy = "crop"
@@ -81,6 +84,7 @@ class FillOptions:
     attention: bool = False
     precision: str = "auto"
     texture: Texture = "none"
+    harmonise: bool = True
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
