@@ -122,6 +122,8 @@ class PreferencesDialog(QDialog):
         for name in TEXTURES:
             self.texture.addItem(TEXTURE_TEXT[name], name)
         self.texture.setCurrentIndex(max(0, self.texture.findData(prefs.texture)))
+        self.harmonise = QCheckBox("Match a deep fill's colours to the photo along the hole's edge")
+        self.harmonise.setChecked(prefs.harmonise)
         form.addRow("HD strategy", self.strategy)
         form.addRow("Context around a hole", self.crop_margin)
         form.addRow("Resize to (longer side)", self.resize_limit)
@@ -131,6 +133,7 @@ class PreferencesDialog(QDialog):
         form.addRow("Mask opacity", self.overlay_opacity)
         form.addRow("Deep model precision", self.precision)
         form.addRow("Texture stage", self.texture)
+        form.addRow("", self.harmonise)
         form.addRow("Autosave every", self.autosave)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -156,3 +159,4 @@ class PreferencesDialog(QDialog):
         prefs.overlay_opacity = self.overlay_opacity.value()
         prefs.precision = self.precision.currentData()
         prefs.texture = self.texture.currentData()
+        prefs.harmonise = self.harmonise.isChecked()

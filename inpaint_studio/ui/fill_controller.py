@@ -276,10 +276,10 @@ class FillController(QObject):
     def _option_values(self, attention: bool) -> dict:
         values = dict(strategy=self.prefs.strategy, crop_margin=self.prefs.crop_margin,
                       resize_limit=self.prefs.resize_limit, device=self.device, attention=attention)
-        # precision / texture: engine options that arrive with other parts of the engine
-        # API; passed only when this FillOptions knows them.
+        # precision / texture / harmonise: engine options that arrive with other parts of the
+        # engine API; passed only when this FillOptions knows them.
         known = {f.name for f in dataclasses.fields(FillOptions)}
-        for name in ("precision", "texture"):
+        for name in ("precision", "texture", "harmonise"):
             if name in known:
                 values[name] = getattr(self.prefs, name)
         return values

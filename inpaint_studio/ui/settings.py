@@ -42,7 +42,9 @@ class Preferences:
         :data:`AUTO_GAP_FRACTION` of the photo) are filled too before a fill.
     overlay_color: the painted hole's colour (``#rrggbb``); overlay_opacity: 0-100 %.
     precision: ``auto`` / ``fp32`` / ``bf16`` for deep engines; texture: ``none`` /
-        ``patchmatch`` (a texture stage after a deep engine's refined one).
+        ``patchmatch`` (a texture stage after a deep engine's refined one); harmonise: a
+        deep engine's fill meets the photo's colours along the hole's edge (as the CLI
+        unless ``--no-harmonise``).
     """
 
     strategy: str = "crop"
@@ -60,6 +62,7 @@ class Preferences:
     overlay_opacity: int = 47
     precision: str = "auto"
     texture: str = RECOMMENDED_TEXTURE  # the CLI's default too (measured: engine/request.py)
+    harmonise: bool = True
 
     @classmethod
     def load(cls, settings: QSettings) -> Preferences:
