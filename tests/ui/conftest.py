@@ -164,11 +164,13 @@ def dialogs(monkeypatch) -> Dialogs:
 
 @pytest.fixture
 def settings(tmp_path) -> QSettings:
-    """A private settings file. The texture stage is off here: these tests check streaming,
-    apply and undo against the fake engine's exact stage colours; the texture stage (the
-    app's default) has tests of its own (test_deep_fill.py, test_photographer.py)."""
+    """A private settings file. The texture stage and the edge harmonisation are off here:
+    these tests check streaming, apply and undo against the fake engine's exact stage colours;
+    both (the app's defaults) have tests of their own (test_deep_fill.py, test_photographer.py,
+    tests/test_harmonise.py)."""
     store = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     store.setValue("prefs/texture", "none")
+    store.setValue("prefs/harmonise", False)
     return store
 
 

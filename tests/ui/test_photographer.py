@@ -509,22 +509,22 @@ def test_precision_and_texture_preferences_reach_the_engine_and_the_status_bar(w
         QTest.keyClick(dialog.precision, Qt.Key.Key_End)  # bf16
         dialog.texture.setFocus()
         QTest.keyClick(dialog.texture, Qt.Key.Key_End)  # PatchMatch texture
-        assert dialog.harmonise.isChecked()  # on by default, like the CLI
+        assert not dialog.harmonise.isChecked()  # the fixture's settings turn it off
         dialog.harmonise.setFocus()
-        QTest.keyClick(dialog.harmonise, Qt.Key.Key_Space)  # off
+        QTest.keyClick(dialog.harmonise, Qt.Key.Key_Space)  # on
         QTest.keyClick(dialog.texture, Qt.Key.Key_Return)  # OK
 
     _when_modal(choose)
     window.actions.preferences.trigger()
     assert (window.prefs.precision, window.prefs.texture) == ("bf16", "patchmatch")
-    assert window.prefs.harmonise is False
+    assert window.prefs.harmonise is True
     _open(window, photo_file)
     drag(window, [(50, 40), (70, 45)])
     _use(window, "fake_two_stage")
     window.start_fill()
     _wait_idle(qtbot, window, timeout=120000)
     options = engines.fake.last_options
-    assert (options.precision, options.texture, options.harmonise) == ("bf16", "patchmatch", False)
+    assert (options.precision, options.texture, options.harmonise) == ("bf16", "patchmatch", True)
     # The texture stage follows the refined one, and the status bar says what ran.
     assert [name for _, name in window.fill.stages_seen] == ["coarse", "refined", "texture"]
     status = window.status_label.text()
