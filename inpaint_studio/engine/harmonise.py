@@ -27,6 +27,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .texture import low_pass
+
 # Gaussian sigma (px) of the local means compared on the hole's edge.
 EDGE_SIGMA = 0.7
 # Jacobi steps after the pull-push start (:func:`membrane`): they smooth its kinks near the
@@ -104,7 +106,8 @@ def harmonise_fill(fill: np.ndarray, image: np.ndarray, hole: np.ndarray,
     the hole's edge those of the known pixels beside them (see the module docstring).
 
     fill: the engine's fill, RGB ``uint8 (H, W, 3)`` (only its hole pixels are read); image: the
-    photo, same shape (only its known pixels are read); hole: bool ``(H, W)``.
+    photo, same shape (only its known pixels are read); hole: bool ``(H, W)``; edge_sigma:
+    at least 0.3 px (below, :func:`texture.low_pass` does not average).
     Returns a new ``uint8 (H, W, 3)``: ``fill`` outside the hole bit for bit; ``fill`` itself
     when there are no known pixels.
     """
@@ -118,18 +121,11 @@ def harmonise_fill(fill: np.ndarray, image: np.ndarray, hole: np.ndarray,
     y0, y1 = max(0, ys.min() - reach), min(hole.shape[0], ys.max() + 1 + reach)
     x0, x1 = max(0, xs.min() - reach), min(hole.shape[1], xs.max() + 1 + reach)
     box_hole = hole[y0:y1, x0:x1]
-    known = (~box_hole).astype(np.float32)
-    photo = image[y0:y1, x0:x1].astype(np.float32) * known[..., None]
-    blur = lambda a: cv2.GaussianBlur(a, (0, 0), edge_sigma, borderType=cv2.BORDER_REFLECT)  # noqa: E731
-    weight = blur(known)
-    local_mean = blur(photo) / np.maximum(weight, 1e-6)[..., None]
-    edge = edge_of(box_hole) & (weight > 1e-3)
-    if not edge.any():
-        return out
     box_fill = fill[y0:y1, x0:x1].astype(np.float32)
-    inside = box_hole.astype(np.float32)
-    fill_mean = blur(box_fill * inside[..., None]) / np.maximum(blur(inside), 1e-6)[..., None]
-    field = membrane(box_hole, edge, local_mean - fill_mean)
+    # Each side's local mean over its own pixels only (normalised convolution).
+    photo_mean = low_pass(image[y0:y1, x0:x1].astype(np.float32), edge_sigma, ~box_hole)
+    fill_mean = low_pass(box_fill, edge_sigma, box_hole)
+    field = membrane(box_hole, edge_of(box_hole), photo_mean - fill_mean)
     shifted = box_fill + field.astype(np.float32)
     out[y0:y1, x0:x1][box_hole] = np.clip(np.rint(shifted[box_hole]), 0, 255).astype(np.uint8)
     return out
