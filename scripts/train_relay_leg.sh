@@ -18,7 +18,10 @@
 # it (A/B 5: lower validation L1 at equal steps and 1.7x the images per minute, since the
 # discriminator is then skipped). Environment: SIZE [128], BATCH [8], WORKERS [1],
 # DEVICE [auto], GAN_WEIGHT [0], EVAL_LIMIT [all] (first N eval photos only),
-# RUN [runs/default_model/leg-<UTC time>].
+# RUN [runs/default_model/leg-<UTC time>], TRAIN_ARGS [none] (more trainer options, e.g.
+# "--lr-g 2.5e-5 --lr-d 6.25e-6": on a resume they replace the saved configuration's and are
+# carried on in the relay state), PUBLISH_ARGS [none] (e.g. --any-cpu-cache on a CPU whose
+# PatchMatch differs from the one that cached docs/quality_classical.json).
 # On a GPU: SIZE=256 BATCH=64 WORKERS=8 scripts/train_relay_leg.sh 20
 set -euo pipefail
 if [ "$#" -lt 1 ]; then
@@ -35,17 +38,19 @@ COMMON=(--data "$DATA" --out "$RUN" --size "${SIZE:-128}" --batch-size "${BATCH:
         --workers "${WORKERS:-1}" --device "${DEVICE:-auto}" --max-minutes "$MINUTES"
         --gan-weight "${GAN_WEIGHT:-0}" --steps 100000000 --val-every 500 --log-every 50
         --sample-every 1000 --ckpt-every 500)
+read -r -a EXTRA <<< "${TRAIN_ARGS:-}"
+read -r -a PUBLISH <<< "${PUBLISH_ARGS:-}"
 
 if [ -f "$STATE" ]; then
     echo "== resuming the relay from $STATE for $MINUTES minutes -> $RUN"
-    "$PYTHON" -m trainer train --resume "$STATE" "${COMMON[@]}"
+    "$PYTHON" -m trainer train --resume "$STATE" "${COMMON[@]}" "${EXTRA[@]}"
 else
     echo "== no relay state: training DeepFill v2 from scratch for $MINUTES minutes -> $RUN"
     "$PYTHON" -m trainer train --arch deepfill_v2 --gen-args '{"cnum": 32}' \
         --l1-hole-weight 6 --lr-g 4e-4 --ema-decay 0.99 --channels-last \
-        --val-count 64 --title "DeepFill v2 (in training)" "${COMMON[@]}"
+        --val-count 64 --title "DeepFill v2 (in training)" "${COMMON[@]}" "${EXTRA[@]}"
 fi
 
 LIMIT=()
 [ -n "${EVAL_LIMIT:-}" ] && LIMIT=(--limit "$EVAL_LIMIT")
-"$PYTHON" scripts/publish_default_model.py --run "$RUN" "${LIMIT[@]}"
+"$PYTHON" scripts/publish_default_model.py --run "$RUN" "${LIMIT[@]}" "${PUBLISH[@]}"

@@ -38,7 +38,57 @@ ATTENTION_REACH = 7
 #: are exact too: the HD layer blends the output into a band of up to 4 px around the hole
 #: (``engine.hd.SEAM_PX``), and one feature cell at 1/4 covers 4 px.
 SEAM_CELLS = 1
+#: Feature cells (at 1/4) of a decoder's input that one output pixel depends on, either way: two
+#: 3x3 convs at 1/4, two at 1/2 and three at full resolution, with nearest x2 upsampling between
+#: (pixel ``4c + j`` reads cells ``c - 4 .. c + 4`` for every ``j`` in 0..3).
+DECODER_REACH = 4
 SCOPES = ("all", "hole")
+
+
+def decoder_window(feature_mask: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """Feature rows ``[r0, r1)`` and columns ``[c0, c1)`` (at 1/4, clipped to the map) where a
+    decoder must run so that every hole pixel and the HD layer's seam band around it come out
+    as they would from the whole map: the batch's hole cells widened by ``DECODER_REACH +
+    SEAM_CELLS``. None when ``feature_mask`` ``(B, 1, h, w)`` has no hole."""
+    h, w = feature_mask.shape[-2:]
+    reach = DECODER_REACH + SEAM_CELLS
+    spans = []
+    for dims, size in (((0, 1, 3), h), ((0, 1, 2), w)):
+        lines = torch.nonzero(feature_mask.amax(dim=dims) > 0).flatten()
+        if lines.numel() == 0:
+            return None
+        spans += [max(0, int(lines[0]) - reach), min(size, int(lines[-1]) + 1 + reach)]
+    return spans[0], spans[1], spans[2], spans[3]
+
+
+def _window_of(features: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
+    """``features[:, :, rows, cols]`` as a dense tensor in the features' memory format (a
+    strided view would make every conv of the decoder copy it)."""
+    crop = features[:, :, rows[0]:rows[1], cols[0]:cols[1]]
+    if features.is_contiguous(memory_format=torch.channels_last):
+        return crop.contiguous(memory_format=torch.channels_last)
+    return crop.contiguous()
+
+
+def _decode_in_window(decoder: nn.Module, features: torch.Tensor,
+                      window: tuple[int, int, int, int] | None) -> torch.Tensor:
+    """``decoder(features)`` ``(B, C, h, w) -> (B, 3, 4h, 4w)``, run on the feature window only
+    when one is given (:func:`decoder_window`); outside it the output is 0 (mid-grey)."""
+    if window is None:
+        return decoder(features)
+    r0, r1, c0, c1 = window
+    return _placed(decoder(_window_of(features, (r0, r1), (c0, c1))), window, features.shape)
+
+
+def _placed(inner: torch.Tensor, window: tuple[int, int, int, int], feature_shape: torch.Size) -> torch.Tensor:
+    """A decoder's output ``inner`` for the feature ``window``, placed in a zero image of the
+    whole map's size (``feature_shape`` ``(B, C, h, w)`` at 1/4 -> ``(B, 3, 4h, 4w)``)."""
+    r0, r1, c0, c1 = window
+    b, _, h, w = feature_shape
+    s = ATTENTION_STRIDE
+    out = inner.new_zeros(b, inner.shape[1], h * s, w * s)
+    out[:, :, r0 * s:r1 * s, c0 * s:c1 * s] = inner
+    return out
 
 
 def _dilated_stack(ch: int) -> list[nn.Module]:
@@ -77,8 +127,9 @@ class CoarseNet(nn.Module):
         )
         self.decoder = _decoder(c4, cnum)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
+    def forward(self, x: torch.Tensor, window: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        """window: feature rows and columns to decode (:func:`decoder_window`), None for all."""
+        return _decode_in_window(self.decoder, self.encoder(x), window)
 
 
 class RefineNet(nn.Module):
@@ -91,8 +142,10 @@ class RefineNet(nn.Module):
         ``ATTENTION_REACH + SEAM_CELLS`` of the batch's hole rows and columns, which leaves every
         hole pixel, and every pixel within 4 px of the hole (the HD layer's feathered seam), of
         the output unchanged while the raw output farther away is not the model's (inference,
-        where only those pixels are kept). Blocks with global pooling (``attention`` set)
-        reach everywhere, so they always get ``"all"``.
+        where only those pixels are kept). The ``"hole"`` scope also runs the attention
+        decoder and the decoder on the hole's window only (:func:`decoder_window`; the raw
+        output is 0 outside it). Blocks with global pooling (``attention`` set) reach
+        everywhere, so they always get ``"all"``.
     """
 
     scope: str = "all"
@@ -127,17 +180,31 @@ class RefineNet(nn.Module):
         features = self.attention_encoder(x)
         # any hole pixel in a 4x4 block makes the feature pixel a hole (see ContextualAttention)
         feature_mask = F.max_pool2d(mask, ATTENTION_STRIDE)
-        borrowed = self.attention_decoder(
-            self.contextual(features, features, feature_mask, *self._attention_window(feature_mask))
-        )
-        return self.decoder(self.merge_attention(torch.cat([hallucinated, borrowed], dim=1)))
+        attended = self.contextual(features, features, feature_mask, *self._attention_window(feature_mask))
+        window = decoder_window(feature_mask) if self._windowed() else None
+        if window is None:
+            borrowed = self.attention_decoder(attended)
+            return self.decoder(self.merge_attention(torch.cat([hallucinated, borrowed], dim=1)))
+        # The attention decoder's two 3x3 convs need 2 more cells around the decoder's window;
+        # the attention output is exact there (ATTENTION_REACH covers them).
+        r0, r1, c0, c1 = window
+        h, w = attended.shape[-2:]
+        a0, a1, b0, b1 = max(0, r0 - 2), min(h, r1 + 2), max(0, c0 - 2), min(w, c1 + 2)
+        borrowed = self.attention_decoder(_window_of(attended, (a0, a1), (b0, b1)))
+        borrowed = borrowed[:, :, r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+        merged = torch.cat([_window_of(hallucinated, (r0, r1), (c0, c1)), borrowed], dim=1)
+        return _placed(self.decoder(merged), window, hallucinated.shape)
+
+    def _windowed(self) -> bool:
+        """Whether the ``"hole"`` scope's windows apply (not with a global-pooling block)."""
+        return self.scope == "hole" and isinstance(self.merge_attention, nn.Identity)
 
     def _attention_window(
         self, feature_mask: torch.Tensor
     ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
         """Feature rows ``[lo, hi)`` and columns ``[lo, hi)`` whose attention output can reach
         a hole pixel, or ``(None, None)`` for all."""
-        if self.scope == "all" or not isinstance(self.merge_attention, nn.Identity):
+        if not self._windowed():
             return None, None
         window = []
         for dims in ((0, 1, 3), (0, 1, 2)):
@@ -188,8 +255,9 @@ class DeepFillV2Generator(InpaintGenerator):
 
     @property
     def attention_scope(self) -> str:
-        """Where contextual attention is computed: ``"all"`` (default, training) or ``"hole"``
-        (inference: same hole pixels, less work; see :class:`RefineNet`)."""
+        """Where contextual attention and the decoders are computed: ``"all"`` (default,
+        training) or ``"hole"`` (inference: same hole pixels and seam band, less work; the raw
+        output elsewhere is not the model's; see :class:`RefineNet`)."""
         return self.refine_net.scope
 
     @attention_scope.setter
@@ -231,7 +299,10 @@ class DeepFillV2Generator(InpaintGenerator):
         parts = [image * (1 - mask), torch.ones_like(mask), mask]
         if self.uses_sketch:
             parts.append(torch.zeros_like(mask) if sketch is None else sketch * mask)
-        return self.coarse_net(torch.cat(parts, dim=1))
+        window = None
+        if self.attention_scope == "hole":  # only the hole and its seam are kept: decode there
+            window = decoder_window(F.max_pool2d(mask, ATTENTION_STRIDE))
+        return self.coarse_net(torch.cat(parts, dim=1), window)
 
     def refine(self, image: torch.Tensor, mask: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
         """The refined stage from the coarse one: raw ``(B, 3, H, W)`` in [-1, 1]."""
