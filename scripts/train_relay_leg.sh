@@ -13,10 +13,12 @@
 # The recipe (docs/training.md has the experiments behind it): DeepFill v2 at cnum 32,
 # hole-weighted L1 (x6 in the hole), generator lr 4e-4 (D 1e-4; from leg 4 on 1e-4 / 2.5e-5,
 # carried in the relay state's configuration: A/B 6), Adam betas (0.5, 0.999),
-# EMA 0.99, batch 8 at 128 px crops on a CPU, bf16 where the CPU has it, fused gating. The
+# EMA 0.99, batch 4 at 256 px crops on a CPU (batch 8 at 128 px through leg 5; A/B 7: the
+# larger crops hold holes as deep as the app's), bf16 where the CPU has it, fused gating. The
 # first legs added an SN-PatchGAN term of weight 0.05; from leg 3 on the relay trains without
 # it (A/B 5: lower validation L1 at equal steps and 1.7x the images per minute, since the
-# discriminator is then skipped). Environment: SIZE [128], BATCH [8], WORKERS [1],
+# discriminator is then skipped). Environment: SIZE [256; 128 from scratch, as legs 1-5
+# began], BATCH [4; 8 from scratch], WORKERS [1],
 # DEVICE [auto], GAN_WEIGHT [0], EVAL_LIMIT [all] (first N eval photos only),
 # RUN [runs/default_model/leg-<UTC time>], TRAIN_ARGS [none] (more trainer options, e.g.
 # "--lr-g 2.5e-5 --lr-d 6.25e-6": on a resume they replace the saved configuration's and are
@@ -34,7 +36,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 STATE=resources/models/deepfill_v2.train-state.safetensors
 RUN=${RUN:-runs/default_model/leg-$(date -u +%Y%m%d-%H%M)}
-COMMON=(--data "$DATA" --out "$RUN" --size "${SIZE:-128}" --batch-size "${BATCH:-8}"
+if [ -f "$STATE" ]; then CROP=256 PHOTOS=4; else CROP=128 PHOTOS=8; fi
+COMMON=(--data "$DATA" --out "$RUN" --size "${SIZE:-$CROP}" --batch-size "${BATCH:-$PHOTOS}"
         --workers "${WORKERS:-1}" --device "${DEVICE:-auto}" --max-minutes "$MINUTES"
         --gan-weight "${GAN_WEIGHT:-0}" --steps 100000000 --val-every 500 --log-every 50
         --sample-every 1000 --ckpt-every 500)
