@@ -185,11 +185,12 @@ class RefineNet(nn.Module):
         if window is None:
             borrowed = self.attention_decoder(attended)
             return self.decoder(self.merge_attention(torch.cat([hallucinated, borrowed], dim=1)))
-        # The attention decoder's two 3x3 convs need 2 more cells around the decoder's window;
-        # the attention output is exact there (ATTENTION_REACH covers them).
+        # The attention decoder's 3x3 convs need one more cell each around the decoder's
+        # window; the attention output is exact there (ATTENTION_REACH covers them).
         r0, r1, c0, c1 = window
         h, w = attended.shape[-2:]
-        a0, a1, b0, b1 = max(0, r0 - 2), min(h, r1 + 2), max(0, c0 - 2), min(w, c1 + 2)
+        more = len(self.attention_decoder)
+        a0, a1, b0, b1 = max(0, r0 - more), min(h, r1 + more), max(0, c0 - more), min(w, c1 + more)
         borrowed = self.attention_decoder(_window_of(attended, (a0, a1), (b0, b1)))
         borrowed = borrowed[:, :, r0 - a0:r1 - a0, c0 - b0:c1 - b0]
         merged = torch.cat([_window_of(hallucinated, (r0, r1), (c0, c1)), borrowed], dim=1)
