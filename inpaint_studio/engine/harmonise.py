@@ -27,7 +27,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .texture import low_pass
+from .texture import hole_box, low_pass
 
 # Gaussian sigma (px) of the local means compared on the hole's edge.
 EDGE_SIGMA = 0.7
@@ -115,11 +115,8 @@ def harmonise_fill(fill: np.ndarray, image: np.ndarray, hole: np.ndarray,
     out = fill.copy()
     if not hole.any() or hole.all():
         return out
-    ys, xs = np.nonzero(hole)
     # The hole's box plus the mean's reach: the cost follows the hole, not the photo.
-    reach = int(np.ceil(3 * edge_sigma)) + 2
-    y0, y1 = max(0, ys.min() - reach), min(hole.shape[0], ys.max() + 1 + reach)
-    x0, x1 = max(0, xs.min() - reach), min(hole.shape[1], xs.max() + 1 + reach)
+    y0, y1, x0, x1 = hole_box(hole, int(np.ceil(3 * edge_sigma)) + 2)
     box_hole = hole[y0:y1, x0:x1]
     box_fill = fill[y0:y1, x0:x1].astype(np.float32)
     # Each side's local mean over its own pixels only (normalised convolution).

@@ -138,17 +138,23 @@ def level_guides(composite: np.ndarray, levels: list[tuple[np.ndarray, np.ndarra
     return out
 
 
+def hole_box(hole: np.ndarray, reach: int) -> tuple[int, int, int, int]:
+    """Rows ``[y0, y1)`` and columns ``[x0, x1)`` of the bounding box of ``hole`` (bool
+    ``(H, W)``, at least one pixel) grown by ``reach`` px, clipped to the image."""
+    ys, xs = np.nonzero(hole)
+    h, w = hole.shape
+    return (max(0, ys.min() - reach), min(h, ys.max() + 1 + reach),
+            max(0, xs.min() - reach), min(w, xs.max() + 1 + reach))
+
+
 def follow_guide_structure(fill: np.ndarray, guide: np.ndarray, hole: np.ndarray, sigma: float) -> None:
     """Shift ``fill`` (float32 ``(H, W, 3)``) in place inside ``hole`` by the low-pass (Gaussian
     ``sigma`` px) of ``guide - fill``, averaged over hole pixels only (the known pixels, where
     the two agree, would pull the average toward zero near the border)."""
     if sigma <= 0:
         return
-    ys, xs = np.nonzero(hole)
     # Work inside the hole's box plus the kernel's reach: the cost follows the hole.
-    reach = int(np.ceil(3 * sigma)) + 1
-    y0, y1 = max(0, ys.min() - reach), min(hole.shape[0], ys.max() + 1 + reach)
-    x0, x1 = max(0, xs.min() - reach), min(hole.shape[1], xs.max() + 1 + reach)
+    y0, y1, x0, x1 = hole_box(hole, int(np.ceil(3 * sigma)) + 1)
     box = hole[y0:y1, x0:x1]
     weight = box.astype(np.float32)
     diff = (guide[y0:y1, x0:x1] - fill[y0:y1, x0:x1]) * weight[..., None]

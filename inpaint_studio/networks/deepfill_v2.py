@@ -45,20 +45,38 @@ DECODER_REACH = 4
 SCOPES = ("all", "hole")
 
 
-def decoder_window(feature_mask: torch.Tensor) -> tuple[int, int, int, int] | None:
-    """Feature rows ``[r0, r1)`` and columns ``[c0, c1)`` (at 1/4, clipped to the map) where a
-    decoder must run so that every hole pixel and the HD layer's seam band around it come out
-    as they would from the whole map: the batch's hole cells widened by ``DECODER_REACH +
-    SEAM_CELLS``. None when ``feature_mask`` ``(B, 1, h, w)`` has no hole."""
-    h, w = feature_mask.shape[-2:]
-    reach = DECODER_REACH + SEAM_CELLS
+Spans = tuple[tuple[int, int], tuple[int, int]]
+
+
+def hole_cell_spans(feature_mask: torch.Tensor) -> Spans | None:
+    """Feature rows ``[lo, hi)`` and columns ``[lo, hi)`` holding the batch's hole cells
+    (``feature_mask`` ``(B, 1, h, w)`` at 1/4), or None when it has no hole."""
     spans = []
-    for dims, size in (((0, 1, 3), h), ((0, 1, 2), w)):
+    for dims in ((0, 1, 3), (0, 1, 2)):
         lines = torch.nonzero(feature_mask.amax(dim=dims) > 0).flatten()
         if lines.numel() == 0:
             return None
-        spans += [max(0, int(lines[0]) - reach), min(size, int(lines[-1]) + 1 + reach)]
-    return spans[0], spans[1], spans[2], spans[3]
+        spans.append((int(lines[0]), int(lines[-1]) + 1))
+    return spans[0], spans[1]
+
+
+def _widened(spans: Spans, reach: int) -> Spans:
+    """``spans`` grown by ``reach`` cells each way (not clipped)."""
+    return tuple((lo - reach, hi + reach) for lo, hi in spans)  # type: ignore[return-value]
+
+
+def decoder_window(feature_mask: torch.Tensor, spans: Spans | None = None) -> tuple[int, int, int, int] | None:
+    """Feature rows ``[r0, r1)`` and columns ``[c0, c1)`` (at 1/4, clipped to the map) where a
+    decoder must run so that every hole pixel and the HD layer's seam band around it come out
+    as they would from the whole map: the batch's hole cells widened by ``DECODER_REACH +
+    SEAM_CELLS``. None when ``feature_mask`` ``(B, 1, h, w)`` has no hole. ``spans``: its
+    :func:`hole_cell_spans`, when the caller has them already."""
+    spans = hole_cell_spans(feature_mask) if spans is None else spans
+    if spans is None:
+        return None
+    (r0, r1), (c0, c1) = _widened(spans, DECODER_REACH + SEAM_CELLS)
+    h, w = feature_mask.shape[-2:]
+    return max(0, r0), min(h, r1), max(0, c0), min(w, c1)
 
 
 def _window_of(features: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
@@ -180,8 +198,10 @@ class RefineNet(nn.Module):
         features = self.attention_encoder(x)
         # any hole pixel in a 4x4 block makes the feature pixel a hole (see ContextualAttention)
         feature_mask = F.max_pool2d(mask, ATTENTION_STRIDE)
-        attended = self.contextual(features, features, feature_mask, *self._attention_window(feature_mask))
-        window = decoder_window(feature_mask) if self._windowed() else None
+        windowed = self._windowed()
+        spans = hole_cell_spans(feature_mask) if windowed else None
+        attended = self.contextual(features, features, feature_mask, *self._attention_window(windowed, spans))
+        window = decoder_window(feature_mask, spans) if spans is not None else None
         if window is None:
             borrowed = self.attention_decoder(attended)
             return self.decoder(self.merge_attention(torch.cat([hallucinated, borrowed], dim=1)))
@@ -201,20 +221,16 @@ class RefineNet(nn.Module):
         return self.scope == "hole" and isinstance(self.merge_attention, nn.Identity)
 
     def _attention_window(
-        self, feature_mask: torch.Tensor
+        self, windowed: bool, spans: Spans | None
     ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
         """Feature rows ``[lo, hi)`` and columns ``[lo, hi)`` whose attention output can reach
-        a hole pixel, or ``(None, None)`` for all."""
-        if not self._windowed():
+        a hole pixel (``spans``: the hole cells' :func:`hole_cell_spans`), or ``(None, None)``
+        for all when not ``windowed``."""
+        if not windowed:
             return None, None
-        window = []
-        for dims in ((0, 1, 3), (0, 1, 2)):
-            hole_lines = torch.nonzero(feature_mask.amax(dim=dims) > 0).flatten()
-            if hole_lines.numel() == 0:
-                return (0, 0), (0, 0)
-            reach = ATTENTION_REACH + SEAM_CELLS
-            window.append((int(hole_lines[0]) - reach, int(hole_lines[-1]) + 1 + reach))
-        return window[0], window[1]
+        if spans is None:
+            return (0, 0), (0, 0)
+        return _widened(spans, ATTENTION_REACH + SEAM_CELLS)
 
 
 @register_generator(
