@@ -4,7 +4,6 @@ the "where did this come from" attention probe."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import textwrap
 import time
@@ -274,15 +273,10 @@ class FillController(QObject):
         return request.request_id
 
     def _option_values(self, attention: bool) -> dict:
-        values = dict(strategy=self.prefs.strategy, crop_margin=self.prefs.crop_margin,
-                      resize_limit=self.prefs.resize_limit, device=self.device, attention=attention)
-        # precision / texture / harmonise: engine options that arrive with other parts of the
-        # engine API; passed only when this FillOptions knows them.
-        known = {f.name for f in dataclasses.fields(FillOptions)}
-        for name in ("precision", "texture", "harmonise"):
-            if name in known:
-                values[name] = getattr(self.prefs, name)
-        return values
+        prefs = self.prefs
+        return dict(strategy=prefs.strategy, crop_margin=prefs.crop_margin, resize_limit=prefs.resize_limit,
+                    device=self.device, attention=attention, precision=prefs.precision,
+                    texture=prefs.texture, harmonise=prefs.harmonise)
 
     def prepared_mask(self, document: Document) -> tuple[np.ndarray, str]:
         """The hole a fill receives (``uint8`` ``(H, W)``, a new array): the document's mask
