@@ -163,6 +163,28 @@ def test_fill_copies_real_texture_where_the_guide_is_blurred():
     assert np.abs(out[hole].mean(0) - guide[hole].mean(0)).max() < 4
 
 
+def test_follow_guide_structure_moves_the_holes_low_frequencies_by_its_strength():
+    # A textured fill whose hole is 40 levels too dark against a flat guide: the full
+    # strength removes the offset, 0.8 four fifths of it (the shift is the same field, scaled);
+    # the shift is smooth, so the texture survives; pixels outside the hole are untouched.
+    hole = box(64, 64, 16, 48, 16, 48)
+    guide = np.full((64, 64, 3), 120.0, np.float32)
+    pattern = textured(64, 64, seed=9).astype(np.float32) - 128
+    shifts = {}
+    for strength, left in ((1.0, 0.0), (0.8, 8.0)):
+        fill = guide.copy()
+        fill[hole] += pattern[hole] - 40
+        before = fill.copy()
+        texture.follow_guide_structure(fill, guide, hole, sigma=4.0, strength=strength)
+        shifts[strength] = fill - before
+        offset = (fill - guide)[hole].mean() - pattern[hole].mean()
+        assert offset == pytest.approx(-left, abs=1.5), (strength, offset)
+        assert np.array_equal(fill[~hole], before[~hole])
+        assert detail(np.clip(fill, 0, 255).astype(np.uint8), hole) > 0.9 * detail(
+            np.clip(before, 0, 255).astype(np.uint8), hole)
+    np.testing.assert_allclose(shifts[0.8], 0.8 * shifts[1.0], atol=1e-3)
+
+
 def test_match_detail_raises_a_smooth_fill_to_the_rings_detail_and_no_further():
     truth = textured(96, 96, seed=4).astype(np.float32)
     hole = box(96, 96, 32, 64, 32, 64)

@@ -19,7 +19,8 @@ texture from the photo but may break structure. The guided synthesis takes each 
 4. At the finest level each hole pixel takes the centre pixel of its own best match (the
    vote's mean of overlapping patches blurs); then the fill's low frequencies are replaced
    by the guide's (a Gaussian of :data:`STRUCTURE_SIGMA` px at the guide's own resolution,
-   averaged over hole pixels only): structure and colour follow the model, what lies above
+   averaged over hole pixels only; :data:`STRUCTURE_STRENGTH` of them, the rest stays the
+   copy's own, a second estimate): structure and colour follow the model, what lies above
    that frequency comes from the photo.
 5. The fill's finest detail is scaled up to the detail of the photo around the hole
    (:func:`match_detail`): searches made on blurred estimates prefer smooth sources, so the
@@ -54,6 +55,15 @@ GUIDE_WEIGHT_FINEST = 0.5
 # per unit: structure follows the model down to ~1 px. (The 20-30 % bin's 0.7 is the ring's
 # own detail on these 6 photos: over all 332 pairs the ring has 0.94-0.96 of the hole's.)
 STRUCTURE_SIGMA = 0.7
+# How much of the guide's low frequencies replace the copy's own (:func:`follow_guide_structure`):
+# 1 = all. The copy's own low frequencies are a second estimate of the hole, made by a search
+# that was already guided by the model, with errors partly independent of the model's, so a
+# little of them averages errors out. Leg 6's model, the first 32 eval pairs at their own size,
+# replayed from the recorded copies (runs/tex2/blend.py), hole L1 vs deep per bin at the
+# detail-matching settings of the time: 1.0: +3.9/+2.6/+2.9/+3.5 %; 0.9: +3.6/+2.4/+2.7/+3.4 %;
+# 0.8: +3.5/+2.3/+2.6/+3.5 %; 0.7: +3.5/+2.4/+2.6/+3.6 %; 0.5: +4.0/+2.8/+3.0/+4.2 %; detail
+# unchanged (1.04/0.79/0.91/1.08). At 200 % zoom 0.8 and 1.0 look alike.
+STRUCTURE_STRENGTH = 0.8
 # The last reconstruction averages the matches of targets at most this far (px): 0 copies each
 # pixel's own match, 3 is the full vote of 7x7 patches. Eval pairs at working size 256 (Telea
 # guide), detail ratio / hole L1 vs the guide: 0: 0.76 / +1.2 %, 1: 0.55 / +0.3 %, 2: 0.49 / 0.0 %;
@@ -87,8 +97,16 @@ NEAR_VOTE_RADIUS = 0
 # +2.6/+1.8/+2.5/+2.5 % at 0.85/0.64/0.80/0.89); weighting the band down at the guide's
 # edges did nothing, adding the guide's own band back made it worse (+5.1 % in the first bin).
 # The gain cap only stops runaway gains on fills without texture to scale.
+# The band's scale: with leg 6's model and STRUCTURE_STRENGTH 0.8 (replayed as above, hole L1
+# vs deep / detail per bin), DETAIL_SIGMA 0.7: +3.5/+2.3/+2.6/+3.5 % at 1.04/0.79/0.91/1.08; 0.5:
+# +2.8/+2.0/+2.2/+2.8 % at 0.99/0.77/0.89/0.97 (the cap binds on more fills: with the cap at 16,
+# +3.2/+2.2/+2.4/+3.2 % at 1.04/0.79/0.91/1.09, still below 0.7's at equal detail); 0.45:
+# +2.3/+1.6/+1.8/+2.1 % at 0.93/0.72/0.83/0.86; 0.55: +3.2/+2.2/+2.4/+3.1 % at 1.03/0.79/0.90/
+# 1.04. The finer the band, the more Laplacian energy per grey level it adds. (Weighting the band
+# down across the guide's edges, 1 / (1 + (|gradient| / s)^2): s = 4 costs +0.5 point at equal
+# detail and does not remove the contours a copy traces along a blurred edge.)
 DETAIL_MAX_GAIN = 8.0
-DETAIL_SIGMA = 0.7
+DETAIL_SIGMA = 0.5
 DETAIL_RAMP_PX = 8.0
 DETAIL_SOFT_CLIP = 1.0
 # The coarsest level's start takes the guide's low frequencies below this (px at that level).
@@ -147,10 +165,13 @@ def hole_box(hole: np.ndarray, reach: int) -> tuple[int, int, int, int]:
             max(0, xs.min() - reach), min(w, xs.max() + 1 + reach))
 
 
-def follow_guide_structure(fill: np.ndarray, guide: np.ndarray, hole: np.ndarray, sigma: float) -> None:
-    """Shift ``fill`` (float32 ``(H, W, 3)``) in place inside ``hole`` by the low-pass (Gaussian
-    ``sigma`` px) of ``guide - fill``, averaged over hole pixels only (the known pixels, where
-    the two agree, would pull the average toward zero near the border)."""
+def follow_guide_structure(fill: np.ndarray, guide: np.ndarray, hole: np.ndarray, sigma: float,
+                           strength: float = 1.0) -> None:
+    """Shift ``fill`` (float32 ``(H, W, 3)``) in place inside ``hole`` by ``strength`` times the
+    low-pass (Gaussian ``sigma`` px) of ``guide - fill``, averaged over hole pixels only (the
+    known pixels, where the two agree, would pull the average toward zero near the border).
+    ``strength`` 1: the fill's low frequencies become the guide's; 0.8: a fifth of the fill's
+    own stay."""
     if sigma <= 0:
         return
     # Work inside the hole's box plus the kernel's reach: the cost follows the hole.
@@ -160,7 +181,7 @@ def follow_guide_structure(fill: np.ndarray, guide: np.ndarray, hole: np.ndarray
     diff = (guide[y0:y1, x0:x1] - fill[y0:y1, x0:x1]) * weight[..., None]
     blur = lambda a: cv2.GaussianBlur(a, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)  # noqa: E731
     shift = blur(diff) / np.maximum(blur(weight), 1e-6)[..., None]
-    fill[y0:y1, x0:x1][box] += shift[box]
+    fill[y0:y1, x0:x1][box] += strength * shift[box]
 
 
 def copy_nearest_matches(fill: np.ndarray, hole: np.ndarray, level: patchmatch._Level, radius: int) -> None:
@@ -304,7 +325,7 @@ def guided_inpaint(
     # Not the EM vote's mean of 49 overlapping patches, which blurs what it copies (detail
     # ratio 0.51 with it, see NEAR_VOTE_RADIUS for the rest).
     copy_nearest_matches(fill, hole, finest, NEAR_VOTE_RADIUS)
-    follow_guide_structure(fill, composite, hole, structure_sigma)
+    follow_guide_structure(fill, composite, hole, structure_sigma, STRUCTURE_STRENGTH)
     if DETAIL_MAX_GAIN > 1.0:
         match_detail(fill, composite, hole, DETAIL_SIGMA, DETAIL_MAX_GAIN, DETAIL_RAMP_PX, DETAIL_SOFT_CLIP)
     out[hole] = np.clip(np.rint(fill[hole]), 0, 255).astype(np.uint8)
