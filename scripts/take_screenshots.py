@@ -56,6 +56,7 @@ def main() -> int:
 
     if not window.files.open_path(str(PHOTO)):
         print(f"could not open {PHOTO}", file=sys.stderr)
+        window.service.shutdown()
         return 1
     image = cv2.imread(str(PHOTO))
     window.canvas.refresh_layers(window.document.set_layer("mask", hole_mask(image.shape[:2])))
@@ -73,6 +74,9 @@ def main() -> int:
     settle()
     print("status:", window.status_label.text())
     window.grab().save(str(out / "screenshot.png"))
+    # Not window.close(): with a fill pending it would ask whether to discard it. The worker
+    # thread is stopped as the app's close does, so Qt does not destroy it while it runs.
+    window.service.shutdown()
     return 0
 
 
