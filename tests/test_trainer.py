@@ -377,6 +377,19 @@ def test_early_stop_keeps_the_best_checkpoint(tmp_path):
     assert load_checkpoint(cfg.out)["step"] == 6
 
 
+def test_a_run_stopped_by_time_validates_its_last_step(tmp_path):
+    # --max-minutes so small that the first step is already over time: the run stops there,
+    # and that step is validated and checkpointed although --val-every would not reach it.
+    cfg = tiny_config(tmp_path, steps=50, val_every=40, sample_every=0, ckpt_every=100,
+                      max_minutes=1e-6)
+    result = train(cfg)
+    assert result.stopped == "time" and result.step == 1
+    validated = [r["step"] for r in read_log(Path(cfg.out)) if "val_l1" in r]
+    assert validated == [1]
+    assert result.best_val_l1 is not None
+    assert load_checkpoint(cfg.out)["step"] == 1
+
+
 # --- issue 13: bad input ends in one line; checkpoint fallbacks; resumed logs ----------------
 
 

@@ -468,7 +468,11 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
 
             is_last = step == cfg.steps
             stop_now = False
-            if env.is_main and (cfg.val_every and step % cfg.val_every == 0 or is_last):
+            # A run stopped by --max-minutes is validated at its last step too, so every relay
+            # leg ends with a validation figure whatever its --val-every.
+            time_up = bool(env.is_main and cfg.max_minutes
+                           and time.perf_counter() - process_start > cfg.max_minutes * 60)
+            if env.is_main and (cfg.val_every and step % cfg.val_every == 0 or is_last or time_up):
                 with _rng_untouched():
                     metrics, grid = _validate(ema, recipe, val_batches, autocast)
                 progress.validation(step, metrics)
@@ -486,8 +490,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
                 with _rng_untouched():
                     _, grid = _validate(ema, recipe, val_batches[:1], autocast)
                 progress.sample(step, grid)
-            if env.is_main and cfg.max_minutes \
-                    and time.perf_counter() - process_start > cfg.max_minutes * 60:
+            if time_up:
                 stopped, stop_now = "time", True
             stop_now = _agree(stop_now, env, device)
             if cfg.ckpt_every and step % cfg.ckpt_every == 0 or is_last or stop_now:
