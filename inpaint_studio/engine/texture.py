@@ -54,14 +54,14 @@ GUIDE_WEIGHT_FINEST = 0.5
 # the finest scale is what a detail measure (and the eye, at 100 %) sees, at the least L1 cost
 # per unit: structure follows the model down to ~1 px. (The 20-30 % bin's 0.7 is the ring's
 # own detail on these 6 photos: over all 332 pairs the ring has 1.00/0.95/0.98/0.96 of the
-# hole's own detail per bin, runs/tex2/ring.py; a ring twice as wide or all known pixels: no
-# closer.)
+# hole's own detail per bin, measured on the originals; a ring twice as wide or all known
+# pixels: no closer.)
 STRUCTURE_SIGMA = 0.7
 # How much of the guide's low frequencies replace the copy's own (:func:`follow_guide_structure`):
 # 1 = all. The copy's own low frequencies are a second estimate of the hole, made by a search
 # that was already guided by the model, with errors partly independent of the model's, so a
 # little of them averages errors out. Leg 6's model, the first 32 eval pairs at their own size,
-# replayed from the recorded copies (runs/tex2/blend.py), hole L1 vs deep per bin at the
+# replayed from the copies recorded before this step, hole L1 vs deep per bin at the
 # detail-matching settings of the time: 1.0: +3.9/+2.6/+2.9/+3.5 %; 0.9: +3.6/+2.4/+2.7/+3.4 %;
 # 0.8: +3.5/+2.3/+2.6/+3.5 %; 0.7: +3.5/+2.4/+2.6/+3.6 %; 0.5: +4.0/+2.8/+3.0/+4.2 %; detail
 # unchanged (1.04/0.79/0.91/1.08). At 200 % zoom 0.8 and 1.0 look alike.
