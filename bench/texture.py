@@ -7,7 +7,9 @@ PatchMatch, on the fixed evaluation pairs and on speed cases.
 Quality (``<data>/eval_pairs.tsv``, protocol of ``bench/quality.py``, default ``crop``
 strategy): per hole-ratio bin, hole L1, PSNR and SSIM over the image, and the detail ratio:
 mean absolute Laplacian of the result's grey image over the hole divided by the original's
-(1.0 = as detailed as the photo, below = blurred). Twice: with the model's own working size,
+(1.0 = as detailed as the photo, below = blurred), at full resolution ("detail", the finest
+texture) and at half resolution ("det/2", texture a few pixels across: a fill can reach the
+photo's finest detail with grain alone and still be smooth at this scale). Twice: with the model's own working size,
 and with ``--small-working-size`` (the photos, up to 768 px, are then filled small and
 upscaled, as a 12 MP photo's crop is at the real working size). One fill with the texture
 option yields both "deep" (its refined stage) and "deep+texture" (its texture stage); the
@@ -51,7 +53,7 @@ from inpaint_studio.engine import CoreStage, Engine, FillOptions, FillRequest, g
 from inpaint_studio.metrics import l1, psnr, ssim  # noqa: E402
 
 METHODS = ("deep", "deep+texture", "patchmatch")
-METRICS = ("hole_l1", "psnr", "ssim", "detail", "seconds")
+METRICS = ("hole_l1", "psnr", "ssim", "detail", "detail_half", "seconds")
 CROP = 200  # contact sheet crops: 200x200 px shown at 100 % (the sheet's row height)
 MODEL_CANDIDATES = (REPO / "resources" / "models" / "deepfill_v2.safetensors",)
 
@@ -90,8 +92,19 @@ def open_deep_engine(path: Path | None) -> tuple[Engine, str]:
     return TeleaStandIn(), "NO deep model found: Telea at 512 px stands in for a blurred deep fill"
 
 
-def detail_ratio(result: np.ndarray, original: np.ndarray, hole: np.ndarray) -> float:
-    """Mean |Laplacian| of ``result`` over ``hole`` / that of ``original`` (grey images)."""
+def detail_ratio(result: np.ndarray, original: np.ndarray, hole: np.ndarray, scale: int = 1) -> float:
+    """Mean |Laplacian| of ``result`` over ``hole`` / that of ``original`` (grey images; RGB
+    ``uint8 (H, W, 3)``, hole bool ``(H, W)``), both first shrunk ``scale`` times by area
+    averaging (the hole: pixels at least half hole). 1.0 = as detailed as the photo at that
+    scale; nan when no hole pixel is left after shrinking."""
+    if scale > 1:
+        h, w = hole.shape
+        size = (max(1, w // scale), max(1, h // scale))
+        result, original = (cv2.resize(a, size, interpolation=cv2.INTER_AREA) for a in (result, original))
+        hole = cv2.resize(hole.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
+    if not hole.any():
+        return float("nan")
+
     def energy(image: np.ndarray) -> float:
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
         return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F))[hole].mean())
@@ -102,7 +115,7 @@ def detail_ratio(result: np.ndarray, original: np.ndarray, hole: np.ndarray) -> 
 def score(original, result, hole, seconds) -> dict[str, float]:
     return {"hole_l1": l1(result, original, hole), "psnr": psnr(result, original),
             "ssim": ssim(result, original), "detail": detail_ratio(result, original, hole),
-            "seconds": seconds}
+            "detail_half": detail_ratio(result, original, hole, scale=2), "seconds": seconds}
 
 
 def deep_and_texture(engine: Engine, image, mask, seed: int = 0) -> dict[str, tuple[np.ndarray, float]]:
@@ -137,7 +150,7 @@ def deepest_window(hole: np.ndarray, size: int) -> tuple[slice, slice]:
 def format_table(results: dict, title: str) -> str:
     bins = sorted({b for b, _ in results if b != "all"}) + ["all"]
     header = (f"{'hole bin':<9} {'method':<13} {'n':>4} {'hole L1':>8} {'PSNR dB':>8} {'SSIM':>7} "
-              f"{'detail':>7} {'s/img':>7}  hole L1 vs deep")
+              f"{'detail':>7} {'det/2':>6} {'s/img':>7}  hole L1 vs deep")
     lines = [title, header, "-" * len(header)]
     for hole_bin in bins:
         deep_l1 = None
@@ -145,13 +158,14 @@ def format_table(results: dict, title: str) -> str:
             scores = results.get((hole_bin, method), [])
             if not scores:
                 continue
-            mean = {k: float(np.mean([s[k] for s in scores])) for k in METRICS}
+            mean = {k: float(np.nanmean([s[k] for s in scores])) for k in METRICS}
             if method == "deep":
                 deep_l1 = mean["hole_l1"]
             versus = f"{100 * (mean['hole_l1'] / deep_l1 - 1):+.1f} %" if deep_l1 else ""
             lines.append(
                 f"{hole_bin:<9} {method:<13} {len(scores):>4} {mean['hole_l1']:>8.4f} {mean['psnr']:>8.2f} "
-                f"{mean['ssim']:>7.4f} {mean['detail']:>7.3f} {mean['seconds']:>7.2f}  {versus}"
+                f"{mean['ssim']:>7.4f} {mean['detail']:>7.3f} {mean['detail_half']:>6.3f} "
+                f"{mean['seconds']:>7.2f}  {versus}"
             )
     return "\n".join(lines)
 
@@ -177,7 +191,8 @@ def run_quality(engine: Engine, pairs, working_size: int | None, with_patchmatch
                 results["all", method].append(s)
             print(f"  [{index}/{len(pairs)}] {pair.image.name} {pair.hole_bin} "
                   + " ".join(f"{m}={results[pair.hole_bin, m][-1]['hole_l1']:.4f}/"
-                             f"{results[pair.hole_bin, m][-1]['detail']:.2f}" for m in fills),
+                             f"{results[pair.hole_bin, m][-1]['detail']:.2f}/"
+                             f"{results[pair.hole_bin, m][-1]['detail_half']:.2f}" for m in fills),
                   file=sys.stderr, flush=True)
             if pair in sheet_set:
                 rows, cols = deepest_window(hole, CROP)
