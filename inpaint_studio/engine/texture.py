@@ -56,6 +56,15 @@ GUIDE_WEIGHT_FINEST = 0.5
 # own detail on these 6 photos: over all 332 pairs the ring has 1.00/0.95/0.98/0.96 of the
 # hole's own detail per bin, measured on the originals; a ring twice as wide or all known
 # pixels: no closer.)
+# The scale is the guide's: an upscaled guide has no detail below 0.7 px / guide_scale, so that
+# is where the copy takes over. Holding the last step at 0.7 px of the photo instead (leg 7's
+# model, first 32 pairs at working size 256, i.e. the guide upscaled x1.9, replayed from the
+# copies recorded before that step; hole L1 vs deep, detail at full / half resolution per bin):
+# as now +4.4/+3.0/+3.4/+4.1 %, 1.10/0.59, 0.80/0.37, 0.91/0.44, 1.06/0.45; at 0.7 px
+# +2.4/+1.8/+2.0/+2.6 %, 1.05/0.43, 0.80/0.28, 0.91/0.32, 1.00/0.33 (halfway, x0.7: +3.4/+2.4/
+# +2.7/+3.3 %, half-resolution detail 0.50/0.32/0.38/0.39). The lower L1 is bought with the
+# texture a few pixels across, which the blurred guide then replaces: at 200 % zoom the grass,
+# the hawk's breast and the crowd go smooth and only grain is left. Not taken.
 STRUCTURE_SIGMA = 0.7
 # How much of the guide's low frequencies replace the copy's own (:func:`follow_guide_structure`):
 # 1 = all. The copy's own low frequencies are a second estimate of the hole, made by a search
