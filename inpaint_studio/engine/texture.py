@@ -117,7 +117,8 @@ NEAR_VOTE_RADIUS = 0
 # down across the guide's edges, 1 / (1 + (|gradient| / s)^2): s = 4 costs +0.5 point at equal
 # detail and does not remove the contours a copy traces along a blurred edge.) Checked with leg
 # 7's model on 64 pairs (`bench/texture.py --limit 16`, half of them new photos): +2.8/+1.8/+1.6/
-# +1.9 % at 0.99/0.79/0.86/0.89.
+# +1.9 % at 0.99/0.79/0.86/0.89; with leg 8's model on 128 pairs (`--limit 32`): +2.4/+1.8/+1.7/
+# +1.7 % at 0.97/0.87/0.91/0.90.
 DETAIL_MAX_GAIN = 8.0
 DETAIL_SIGMA = 0.5
 DETAIL_RAMP_PX = 8.0
