@@ -27,6 +27,9 @@
 # PatchMatch differs from the one that cached docs/quality_classical.json).
 # On a GPU: SIZE=256 BATCH=64 WORKERS=8 scripts/train_relay_leg.sh 20
 set -euo pipefail
+# The whole body is one brace group, read before it runs: bash reads a script as it goes, so
+# editing this file while a leg trains would otherwise run whatever lands at its old offset.
+{
 if [ "$#" -lt 1 ]; then
     echo "usage: $0 MINUTES [PHOTO_DIR]" >&2
     exit 2
@@ -58,3 +61,5 @@ fi
 LIMIT=()
 [ -n "${EVAL_LIMIT:-}" ] && LIMIT=(--limit "$EVAL_LIMIT")
 "$PYTHON" scripts/publish_default_model.py --run "$RUN" "${LIMIT[@]}" "${PUBLISH[@]}"
+exit
+}
