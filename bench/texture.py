@@ -9,11 +9,11 @@ strategy): per hole-ratio bin, hole L1, PSNR and SSIM over the image, and the de
 mean absolute Laplacian of the result's grey image over the hole divided by the original's
 (1.0 = as detailed as the photo, below = blurred), at full resolution ("detail", the finest
 texture) and at half resolution ("det/2", texture a few pixels across: a fill can reach the
-photo's finest detail with grain alone and still be smooth at this scale). Twice: with the model's own working size,
-and with ``--small-working-size`` (the photos, up to 768 px, are then filled small and
-upscaled, as a 12 MP photo's crop is at the real working size). One fill with the texture
-option yields both "deep" (its refined stage) and "deep+texture" (its texture stage); the
-s/img column is the time to that stage.
+photo's finest detail with grain alone and still be smooth at this scale). Twice: with the
+model's own working size, and with ``--small-working-size`` (the photos, up to 768 px, are
+then filled small and upscaled, as a 12 MP photo's crop is at the real working size). One
+fill with the texture option yields both "deep" (its refined stage) and "deep+texture" (its
+texture stage); the s/img column is the time to that stage.
 
 The deep model: ``--model``, else the shipped ``resources/models/deepfill_v2.safetensors`` (the
 issue's bar is checked with it); without one, a stand-in says so in the output: OpenCV Telea at
@@ -158,7 +158,10 @@ def format_table(results: dict, title: str) -> str:
             scores = results.get((hole_bin, method), [])
             if not scores:
                 continue
-            mean = {k: float(np.nanmean([s[k] for s in scores])) for k in METRICS}
+            # Only the half-resolution detail is undefined (nan) for a hole too thin to survive
+            # the shrinking; a nan anywhere else is a bug and must show.
+            mean = {k: float((np.nanmean if k == "detail_half" else np.mean)([s[k] for s in scores]))
+                    for k in METRICS}
             if method == "deep":
                 deep_l1 = mean["hole_l1"]
             versus = f"{100 * (mean['hole_l1'] / deep_l1 - 1):+.1f} %" if deep_l1 else ""
@@ -185,14 +188,13 @@ def run_quality(engine: Engine, pairs, working_size: int | None, with_patchmatch
             fills = deep_and_texture(engine, image, mask)
             if with_patchmatch:
                 fills["patchmatch"] = plain_patchmatch(image, mask)
+            shown = []
             for method, (result, seconds) in fills.items():
                 s = score(image, result, hole, seconds)
                 results[pair.hole_bin, method].append(s)
                 results["all", method].append(s)
-            print(f"  [{index}/{len(pairs)}] {pair.image.name} {pair.hole_bin} "
-                  + " ".join(f"{m}={results[pair.hole_bin, m][-1]['hole_l1']:.4f}/"
-                             f"{results[pair.hole_bin, m][-1]['detail']:.2f}/"
-                             f"{results[pair.hole_bin, m][-1]['detail_half']:.2f}" for m in fills),
+                shown.append(f"{method}={s['hole_l1']:.4f}/{s['detail']:.2f}/{s['detail_half']:.2f}")
+            print(f"  [{index}/{len(pairs)}] {pair.image.name} {pair.hole_bin} " + " ".join(shown),
                   file=sys.stderr, flush=True)
             if pair in sheet_set:
                 rows, cols = deepest_window(hole, CROP)

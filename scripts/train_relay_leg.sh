@@ -18,8 +18,8 @@
 # first legs added an SN-PatchGAN term of weight 0.05; from leg 3 on the relay trains without
 # it (A/B 5: lower validation L1 at equal steps and 1.7x the images per minute, since the
 # discriminator is then skipped; turned back on at 198k images, weight 0.05, it painted a grid
-# into smooth fills and raised the hole L1 2-6 % in 36 minutes: A/B 9). Environment: SIZE [256; 128 from scratch, as legs 1-5
-# began], BATCH [4; 8 from scratch], WORKERS [1],
+# into smooth fills and raised the hole L1 2-6 % in 36 minutes: A/B 9). Environment:
+# SIZE [256; 128 from scratch, as legs 1-5 began], BATCH [4; 8 from scratch], WORKERS [1],
 # DEVICE [auto], GAN_WEIGHT [0], EVAL_LIMIT [all] (first N eval photos only),
 # RUN [runs/default_model/leg-<UTC time>], TRAIN_ARGS [none] (more trainer options, e.g.
 # "--lr-g 2.5e-5 --lr-d 6.25e-6": on a resume they replace the saved configuration's and are
