@@ -20,7 +20,9 @@
 # discriminator is then skipped; turned back on at 198k images, weight 0.05, it painted a grid
 # into smooth fills and raised the hole L1 2-6 % in 36 minutes: A/B 9). Environment:
 # SIZE [256; 128 from scratch, as legs 1-5 began], BATCH [4; 8 from scratch], WORKERS [1],
-# DEVICE [auto], GAN_WEIGHT [0], EVAL_LIMIT [all] (first N eval photos only),
+# DEVICE [auto], GAN_WEIGHT [0], D_WARMUP [0] (discriminator-only updates before the first
+# generator step: give a GAN phase, e.g. GAN_WEIGHT=0.01 D_WARMUP=2000 on a GPU, a discriminator
+# that has caught up with the L1 model), EVAL_LIMIT [all] (first N eval photos only),
 # RUN [runs/default_model/leg-<UTC time>], TRAIN_ARGS [none] (more trainer options, e.g.
 # "--lr-g 2.5e-5 --lr-d 6.25e-6": on a resume they replace the saved configuration's and are
 # carried on in the relay state), PUBLISH_ARGS [none] (e.g. --any-cpu-cache on a CPU whose
@@ -43,7 +45,7 @@ RUN=${RUN:-runs/default_model/leg-$(date -u +%Y%m%d-%H%M)}
 if [ -f "$STATE" ]; then CROP=256 PHOTOS=4; else CROP=128 PHOTOS=8; fi
 COMMON=(--data "$DATA" --out "$RUN" --size "${SIZE:-$CROP}" --batch-size "${BATCH:-$PHOTOS}"
         --workers "${WORKERS:-1}" --device "${DEVICE:-auto}" --max-minutes "$MINUTES"
-        --gan-weight "${GAN_WEIGHT:-0}" --steps 100000000 --val-every 500 --log-every 50
+        --gan-weight "${GAN_WEIGHT:-0}" --d-warmup-steps "${D_WARMUP:-0}" --steps 100000000 --val-every 500 --log-every 50
         --sample-every 1000 --ckpt-every 500)
 read -r -a EXTRA <<< "${TRAIN_ARGS:-}"
 read -r -a PUBLISH <<< "${PUBLISH_ARGS:-}"

@@ -266,3 +266,40 @@ def test_without_gan_term_the_discriminator_is_not_trained(tmp_path, gan_weight)
     assert not all(torch.equal(first["generator"][k], v) for k, v in last["generator"].items())
     logged = [r for r in read_log(tmp_path / "run") if "loss_l1_refined" in r]
     assert len(logged) == 3 and all(("loss_d_hinge" in r) is (gan_weight > 0) for r in logged)
+
+
+def test_discriminator_warm_up_trains_d_alone_before_the_first_generator_step(tmp_path):
+    """--d-warmup-steps N: on resuming into a GAN phase, D takes N updates on the generator's
+    current fills before G's next update; G's optimizer sees only its own steps, and the
+    images D read count as seen."""
+    from trainer.checkpoint import load_checkpoint
+
+    photos = make_smooth_photos(tmp_path / "photos", n=4)
+    cfg = TrainConfig(arch="deepfill_v2", gen_args=GEN_ARGS, data=[str(photos)],
+                      out=str(tmp_path / "run"), size=32, batch_size=2, steps=1, workers=0,
+                      log_every=1, val_every=0, sample_every=0, ckpt_every=0, val_count=1,
+                      gan_weight=0.05, seed=3)
+    train(cfg)
+    first = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert main(["train", "--resume", cfg.out, "--steps", "2", "--d-warmup-steps", "3"]) == 0
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    adam_steps = lambda opt: {int(s["step"]) for s in opt["state"].values()}  # noqa: E731
+    assert adam_steps(first["opt_d"]) == {1} and adam_steps(first["opt_g"]) == {1}
+    assert adam_steps(last["opt_d"]) == {1 + 3 + 1} and adam_steps(last["opt_g"]) == {2}
+    assert last["counters"]["images"] - first["counters"]["images"] == 2 * (3 + 1)
+    events = [r for r in read_log(tmp_path / "run") if r.get("event") == "d_warmup"]
+    assert len(events) == 1 and events[0]["updates"] == 3 and events[0]["step"] == 1
+    assert math.isfinite(events[0]["mean_loss_d"]) and events[0]["mean_loss_d"] > 0
+
+
+def test_discriminator_warm_up_without_a_gan_term_is_skipped_and_says_so(tmp_path):
+    photos = make_smooth_photos(tmp_path / "photos", n=4)
+    cfg = TrainConfig(arch="deepfill_v2", gen_args=GEN_ARGS, data=[str(photos)],
+                      out=str(tmp_path / "run"), size=32, batch_size=2, steps=1, workers=0,
+                      log_every=1, val_every=0, sample_every=0, ckpt_every=0, val_count=1,
+                      gan_weight=0.0, d_warmup_steps=2, seed=3)
+    train(cfg)
+    events = [r for r in read_log(tmp_path / "run") if r.get("event") == "d_warmup"]
+    assert len(events) == 1 and events[0]["updates"] == 0 and "gan-weight" in events[0]["note"]
+    with pytest.raises(ValueError, match="--d-warmup-steps must be at least 0"):
+        TrainConfig(arch="deepfill_v2", data=[str(photos)], d_warmup_steps=-1).validate()

@@ -87,6 +87,9 @@ class TrainConfig:
                                  "plain L1 over the whole image)")
     gan_weight: float = _opt(1.0, "weight of the adversarial loss in the generator loss "
                              "(deepfill_v2; the reference's 1; 0 trains without a GAN term)")
+    d_warmup_steps: int = _opt(0, "discriminator-only updates before the generator's first "
+                               "update in this process (0 = off): lets a discriminator catch up "
+                               "with a generator trained without it, before a GAN phase")
     channels_last: bool = _opt(False, "channels-last memory format (faster convolutions on GPU)")
     compile: bool = _opt(False, "torch.compile the generator and discriminators")
     grad_clip: float = _opt(0.0, "clip each network's gradient norm to this (0 = off)")
@@ -139,6 +142,8 @@ class TrainConfig:
                              f"got {self.attention!r}")
         if self.l1_hole_weight <= 0:
             raise ValueError(f"--l1-hole-weight must be positive, got {self.l1_hole_weight}")
+        if self.d_warmup_steps < 0:
+            raise ValueError(f"--d-warmup-steps must be at least 0, got {self.d_warmup_steps}")
         if self.gan_weight < 0:
             raise ValueError(f"--gan-weight must be at least 0, got {self.gan_weight}")
         if not 0.0 < self.discount_gamma <= 1.0:

@@ -178,6 +178,34 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float, applied: torch.T
         e.copy_(b)
 
 
+def _warm_up_discriminator(cfg: TrainConfig, recipe: Recipe, G_run: nn.Module, D_run: nn.Module,
+                           opt_d: torch.optim.Optimizer, d_params: list[nn.Parameter],
+                           scaler: torch.amp.GradScaler, autocast: Callable[[], Any],
+                           batches: Batches, progress: Progress, step: int,
+                           counters: dict[str, Any], env: Distributed) -> None:
+    """``cfg.d_warmup_steps`` discriminator updates on the generator's current fills, before
+    the generator's first update in this process (which stays where it was).
+
+    Why: a GAN phase resumed from a model trained on L1 alone starts with a discriminator that
+    last saw a much worse generator, and its first gradients paint artefacts (a grid in smooth
+    areas: docs/training.md, A/B 9). Letting it catch up first gives the generator meaningful
+    adversarial gradients from its first step. The images count towards ``counters["images"]``
+    (they were read and trained on); ``step`` (generator updates) does not move."""
+    d_sum = torch.zeros((), device=d_params[0].device)
+    for i in range(cfg.d_warmup_steps):
+        batch = batches.next()
+        with autocast(), torch.no_grad():
+            out = recipe.run_generator(G_run, batch)
+        with autocast():
+            d_loss, _ = recipe.d_loss(D_run, batch, out)
+        d_sum += d_loss.detach().float()
+        apply_update(d_loss, opt_d, d_params, scaler, cfg.grad_clip)
+        counters["images"] += cfg.batch_size * env.world_size
+    # One host sync for the whole warm-up: its mean loss says whether D learned anything.
+    progress.event("d_warmup", step, updates=cfg.d_warmup_steps,
+                   mean_loss_d=round(float(d_sum) / cfg.d_warmup_steps, 5))
+
+
 def _detached(out: dict[str, Any]) -> dict[str, Any]:
     def detach(v: Any) -> Any:
         if torch.is_tensor(v):
@@ -404,6 +432,12 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
     G.train()
     D.train()
     try:
+        if cfg.d_warmup_steps and opt_d is not None and recipe.trains_discriminator:
+            _warm_up_discriminator(cfg, recipe, G_run, D_run, opt_d, d_params, scaler, autocast,
+                                   batches, progress, step, counters, env)
+        elif cfg.d_warmup_steps:
+            progress.event("d_warmup", step, updates=0,
+                           note="skipped: this run trains no discriminator (--gan-weight 0?)")
         while step < cfg.steps:
             # Discriminator updates (the last one on the batch the generator then trains on).
             losses: dict[str, float] = {}
