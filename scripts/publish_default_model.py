@@ -81,7 +81,12 @@ def add_curve_row(curve: Path, line: str) -> None:
     curve.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _hardware() -> str:
+def _hardware(state: dict) -> str:
+    """Where the leg trained: the GPU's name from the checkpoint when it ran on one (a leg
+    trained on a lent GPU is published on this CPU), else this CPU and its flags."""
+    trained_on = str(state.get("device_name", ""))
+    if trained_on and not trained_on.startswith("CPU"):
+        return f"GPU, {trained_on}" + (f" x{state['world_size']}" if state.get("world_size", 1) > 1 else "")
     flags = sorted(precision.cpu_flags() & {"amx_bf16", "avx512_bf16", "avx512f", "avx2"})
     return f"CPU, {os.cpu_count()} cores ({', '.join(flags) or 'no AVX flags read'})"
 
@@ -195,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     row = {
         "leg": len(previous) + 1,
         "date": datetime.date.today().isoformat(),
-        "hardware": _hardware(),
+        "hardware": _hardware(state),
         "minutes": round((counters["seconds"] - seconds_before) / 60, 1),
         "images": counters["images"] - images_before,
         "cumulative_images": counters["images"],

@@ -98,3 +98,21 @@ def test_publish_adds_each_leg_to_the_legs_table_not_the_files_end(tmp_path):
     legs = lines.index("| 1 | d | 10 | a | b | c | d | 332 |")
     assert lines[legs + 1] == "| 2 | d | 20 | a | b | c | d | 332 |"
     assert lines[-1] == "| 8 | 0.1 |" and lines[0].startswith("# Learning curve")
+
+
+def test_publish_names_the_gpu_a_leg_trained_on(monkeypatch):
+    # A leg trained on a lent GPU is published on a CPU: the card's row names the GPU (from
+    # the checkpoint), not the CPU that ran the evaluation.
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "publish_default_model.py"
+    spec = importlib.util.spec_from_file_location("publish_default_model", script)
+    publish = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(publish)
+    assert publish._hardware({"device_name": "NVIDIA H100 80GB HBM3", "world_size": 1}) == \
+        "GPU, NVIDIA H100 80GB HBM3"
+    assert publish._hardware({"device_name": "NVIDIA H200", "world_size": 2}) == "GPU, NVIDIA H200 x2"
+    monkeypatch.setattr(publish.precision, "cpu_flags", lambda: {"avx2", "fma"})
+    assert publish._hardware({"device_name": "CPU (x86_64, 2 cores)"}).startswith("CPU, ")
+    assert publish._hardware({}).endswith("(avx2)")

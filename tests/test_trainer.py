@@ -161,6 +161,21 @@ def test_help_mentions_every_option(capsys):
         assert all(o in text for o in options)
 
 
+def test_repeated_data_options_add_folders():
+    # `--data a --data b` trains on both (argparse alone would keep b only, silently); one
+    # `--data` with several folders still works, and the order is the command line's.
+    import argparse
+
+    from trainer.config import add_config_options, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser)
+    assert config_from_args(parser.parse_args(["--data", "a", "--data", "b"])).data == ["a", "b"]
+    assert config_from_args(parser.parse_args(["--data", "a", "b", "--data", "c"])).data == \
+        ["a", "b", "c"]
+    assert config_from_args(parser.parse_args(["--data", "a"])).data == ["a"]
+
+
 def test_precision_option_is_an_alias_of_amp():
     # `--precision` takes the words of `inpaint-studio fill`; fp32 is the trainer's "off".
     import argparse

@@ -223,6 +223,9 @@ def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = 
             continue
         if "nargs" in f.metadata:
             kw["nargs"] = f.metadata["nargs"]
+            if kw["nargs"] == "+":
+                # `--data a --data b` adds b to a (argparse's default would drop a silently).
+                kw["action"] = "extend"
         kw["type"] = f.metadata.get("parse", type(default) if default is not None else str)
         if "choices" in f.metadata:
             kw["choices"] = f.metadata["choices"]  # usage then lists them: {none,se,cbam,danet}
