@@ -191,19 +191,23 @@ def _warm_up_discriminator(cfg: TrainConfig, recipe: Recipe, G_run: nn.Module, D
     areas: docs/training.md, A/B 9). Letting it catch up first gives the generator meaningful
     adversarial gradients from its first step. The images count towards ``counters["images"]``
     (they were read and trained on); ``step`` (generator updates) does not move."""
-    d_sum = torch.zeros((), device=d_params[0].device)
-    for i in range(cfg.d_warmup_steps):
+    n = cfg.d_warmup_steps
+    # Loss sums of the first and the second half, on the device: one host sync at the end.
+    halves = torch.zeros(2, device=d_params[0].device)
+    for i in range(n):
         batch = batches.next()
         with autocast(), torch.no_grad():
             out = recipe.run_generator(G_run, batch)
         with autocast():
             d_loss, _ = recipe.d_loss(D_run, batch, out)
-        d_sum += d_loss.detach().float()
+        halves[int(2 * i >= n)] += d_loss.detach().float()
         apply_update(d_loss, opt_d, d_params, scaler, cfg.grad_clip)
         counters["images"] += cfg.batch_size * env.world_size
-    # One host sync for the whole warm-up: its mean loss says whether D learned anything.
-    progress.event("d_warmup", step, updates=cfg.d_warmup_steps,
-                   mean_loss_d=round(float(d_sum) / cfg.d_warmup_steps, 5))
+    # A second half's mean below the first's says the discriminator caught up on something.
+    first, second = halves.tolist()
+    in_first = (n + 1) // 2  # updates i with 2 * i < n
+    progress.event("d_warmup", step, updates=n, loss_d_first_half=round(first / in_first, 5),
+                   loss_d_second_half=round(second / (n - in_first), 5) if n > 1 else None)
 
 
 def _detached(out: dict[str, Any]) -> dict[str, Any]:
