@@ -35,7 +35,7 @@ if [ "${#DATA[@]}" -eq 0 ]; then
     echo "no photos under traindata/: run scripts/pack_device_data.py and carry its parts" >&2
     exit 2
 fi
-echo "photo folders: ${DATA[*]} ($(ls traindata/*/ | grep -c .) files)" | tee "$OUT/gpu.txt"
+echo "photo folders: ${DATA[*]} ($(find traindata -type f | wc -l) files)" | tee "$OUT/gpu.txt"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$OUT/gpu.txt" || true
 read -r -a EXTRA <<< "${TRAIN_ARGS:-}"
 
