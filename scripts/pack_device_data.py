@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copy2(f, folder / f.name)
         size = sum(f.stat().st_size for f in group)
         fits = "fits" if size <= room else f"does NOT fit ({room / 2**20:.1f} MiB of room): use more --parts"
-        print(f"{folder.relative_to(REPO)}: {len(group)} photos, {size / 2**20:.1f} MiB, {fits}")
+        shown = folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder
+        print(f"{shown}: {len(group)} photos, {size / 2**20:.1f} MiB, {fits}")
     print(f"tracked files: {tracked_bytes() / 2**20:.1f} MiB; carry one part per call "
           f"(carry=[\"traindata/a\"], then [\"traindata/b\"] ...), back to back")
     return 0
