@@ -12,8 +12,8 @@
 # exports, evaluates on the CPU and writes the card, as scripts/train_relay_leg.sh does).
 #
 # Resumes resources/models/deepfill_v2.train-state.safetensors on the GPU at 256 px crops,
-# batch BATCH [64], WORKERS [8] loader processes, DEVICE [cuda; cpu for a dry run here], bf16 autocast (--amp auto), for MINUTES, with
-# GAN_WEIGHT [0] and D_WARMUP [0] as in train_relay_leg.sh and TRAIN_ARGS [none] for more
+# batch BATCH [64], WORKERS [8] loader processes, DEVICE [cuda; cpu for a dry run here], bf16
+# autocast (--amp auto), for MINUTES, with GAN_WEIGHT [0] and D_WARMUP [0] as in train_relay_leg.sh and TRAIN_ARGS [none] for more
 # options (e.g. "--lr-g 2e-4": carried on in the relay state, so a CPU leg after it must set its
 # own rate back). If the first attempt dies before its first checkpoint (a compile failure on a
 # stack never tried on a GPU before), it retries without the fused gating and without compile.

@@ -6,7 +6,7 @@ A device call carries the repository's tracked files plus the paths it names, 64
 (the device tool's README). The tracked files (the shipped model and its relay state, the docs'
 images) take about half of that, so the 44 MB of training photos do not fit in one call. They
 are hard-linked (copied where links are impossible) into ``traindata/a``, ``traindata/b``, ...
-(git-ignored), each small enough to carry with the tracked files. Carry one part per call, the
+(git-ignored; sub-folders kept), each small enough to carry with the tracked files. Carry one part per call, the
 calls back to back: a warm machine keeps the ignored folders an earlier call brought, so the
 last call trains on all of them (``scripts/device_relay_leg.sh``).
 
@@ -25,6 +25,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from trainer.data import find_images  # noqa: E402
+
 CALL_LIMIT = 64 * 2**20          # bytes a device call may carry, tracked files included
 MARGIN = 4 * 2**20               # room for files committed before the call
 
@@ -57,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "traindata")
     args = parser.parse_args(argv)
-    files = sorted((p for p in args.data.iterdir() if p.is_file() and not p.name.startswith(".")),
-                   key=lambda p: p.name)
+    # The trainer's own listing (image files only, hidden ones skipped, sorted per folder), so
+    # the parts hold exactly what it would train on, in its order.
+    files = list(find_images([args.data]))
     if not files:
         print(f"no photos in {args.data}", file=sys.stderr)
         return 1
-    room = CALL_LIMIT - tracked_bytes() - MARGIN
+    tracked = tracked_bytes()
+    room = CALL_LIMIT - tracked - MARGIN
     groups = split_consecutive(files, args.parts)
     if args.out.exists():
         shutil.rmtree(args.out)
@@ -70,15 +76,18 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.out / chr(ord("a") + i)
         folder.mkdir(parents=True)
         for f in group:
+            target = folder / f.relative_to(args.data)
+            target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(f, folder / f.name)
+                os.link(f, target)
             except OSError:
-                shutil.copy2(f, folder / f.name)
+                shutil.copy2(f, target)
         size = sum(f.stat().st_size for f in group)
-        fits = "fits" if size <= room else f"does NOT fit ({room / 2**20:.1f} MiB of room): use more --parts"
+        fits = ("fits" if size <= room
+                else f"does NOT fit ({room / 2**20:.1f} MiB of room): use more --parts")
         shown = folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder
         print(f"{shown}: {len(group)} photos, {size / 2**20:.1f} MiB, {fits}")
-    print(f"tracked files: {tracked_bytes() / 2**20:.1f} MiB; carry one part per call "
+    print(f"tracked files: {tracked / 2**20:.1f} MiB; carry one part per call "
           f"(carry=[\"traindata/a\"], then [\"traindata/b\"] ...), back to back")
     return 0
 

@@ -86,7 +86,8 @@ def _hardware(state: dict) -> str:
     trained on a lent GPU is published on this CPU), else this CPU and its flags."""
     trained_on = str(state.get("device_name", ""))
     if trained_on and not trained_on.startswith("CPU"):
-        return f"GPU, {trained_on}" + (f" x{state['world_size']}" if state.get("world_size", 1) > 1 else "")
+        processes = state.get("world_size", 1)
+        return f"GPU, {trained_on}" + (f" x{processes}" if processes > 1 else "")
     flags = sorted(precision.cpu_flags() & {"amx_bf16", "avx512_bf16", "avx512f", "avx2"})
     return f"CPU, {os.cpu_count()} cores ({', '.join(flags) or 'no AVX flags read'})"
 

@@ -45,8 +45,8 @@ RUN=${RUN:-runs/default_model/leg-$(date -u +%Y%m%d-%H%M)}
 if [ -f "$STATE" ]; then CROP=256 PHOTOS=4; else CROP=128 PHOTOS=8; fi
 COMMON=(--data "$DATA" --out "$RUN" --size "${SIZE:-$CROP}" --batch-size "${BATCH:-$PHOTOS}"
         --workers "${WORKERS:-1}" --device "${DEVICE:-auto}" --max-minutes "$MINUTES"
-        --gan-weight "${GAN_WEIGHT:-0}" --d-warmup-steps "${D_WARMUP:-0}" --steps 100000000 --val-every 500 --log-every 50
-        --sample-every 1000 --ckpt-every 500)
+        --gan-weight "${GAN_WEIGHT:-0}" --d-warmup-steps "${D_WARMUP:-0}" --steps 100000000
+        --val-every 500 --log-every 50 --sample-every 1000 --ckpt-every 500)
 read -r -a EXTRA <<< "${TRAIN_ARGS:-}"
 read -r -a PUBLISH <<< "${PUBLISH_ARGS:-}"
 

@@ -243,6 +243,15 @@ def test_deepfill_v1_several_d_steps_per_g_step_train_under_fp16(tmp_path):
         assert torch.isfinite(tensor).all(), name
 
 
+def _one_step_config(tmp_path: Path, photos: Path, **over) -> TrainConfig:
+    """One DeepFill v2 step at 32 px, batch 2, logging every step, no validation or samples."""
+    values = dict(arch="deepfill_v2", gen_args=GEN_ARGS, data=[str(photos)],
+                  out=str(tmp_path / "run"), size=32, batch_size=2, steps=1, workers=0,
+                  log_every=1, val_every=0, sample_every=0, ckpt_every=0, val_count=1, seed=3)
+    values.update(over)
+    return TrainConfig(**values)
+
+
 @pytest.mark.parametrize("gan_weight", [0.0, 0.05])
 def test_without_gan_term_the_discriminator_is_not_trained(tmp_path, gan_weight):
     """--gan-weight 0 skips D's update (about 40 % of a CPU step): its weights come out of the run
@@ -250,10 +259,7 @@ def test_without_gan_term_the_discriminator_is_not_trained(tmp_path, gan_weight)
     from trainer.checkpoint import load_checkpoint
 
     photos = make_smooth_photos(tmp_path / "photos", n=4)
-    cfg = TrainConfig(arch="deepfill_v2", gen_args=GEN_ARGS, data=[str(photos)],
-                      out=str(tmp_path / "run"), size=32, batch_size=2, steps=1, workers=0,
-                      log_every=1, val_every=0, sample_every=0, ckpt_every=0, val_count=1,
-                      gan_weight=gan_weight, seed=3)
+    cfg = _one_step_config(tmp_path, photos, gan_weight=gan_weight)
     recipe = get_recipe("deepfill_v2")(cfg, torch.device("cpu"), None)
     assert recipe.trains_discriminator is (gan_weight > 0)
     train(cfg)  # step 1 (D and G as any first step leaves them), then two more on resume
@@ -275,10 +281,7 @@ def test_discriminator_warm_up_trains_d_alone_before_the_first_generator_step(tm
     from trainer.checkpoint import load_checkpoint
 
     photos = make_smooth_photos(tmp_path / "photos", n=4)
-    cfg = TrainConfig(arch="deepfill_v2", gen_args=GEN_ARGS, data=[str(photos)],
-                      out=str(tmp_path / "run"), size=32, batch_size=2, steps=1, workers=0,
-                      log_every=1, val_every=0, sample_every=0, ckpt_every=0, val_count=1,
-                      gan_weight=0.05, seed=3)
+    cfg = _one_step_config(tmp_path, photos, gan_weight=0.05)
     train(cfg)
     first = load_checkpoint(tmp_path / "run" / "last.pt")
     assert main(["train", "--resume", cfg.out, "--steps", "2", "--d-warmup-steps", "3"]) == 0
@@ -297,10 +300,7 @@ def test_discriminator_warm_up_trains_d_alone_before_the_first_generator_step(tm
 
 def test_discriminator_warm_up_without_a_gan_term_is_skipped_and_says_so(tmp_path):
     photos = make_smooth_photos(tmp_path / "photos", n=4)
-    cfg = TrainConfig(arch="deepfill_v2", gen_args=GEN_ARGS, data=[str(photos)],
-                      out=str(tmp_path / "run"), size=32, batch_size=2, steps=1, workers=0,
-                      log_every=1, val_every=0, sample_every=0, ckpt_every=0, val_count=1,
-                      gan_weight=0.0, d_warmup_steps=2, seed=3)
+    cfg = _one_step_config(tmp_path, photos, gan_weight=0.0, d_warmup_steps=2)
     train(cfg)
     events = [r for r in read_log(tmp_path / "run") if r.get("event") == "d_warmup"]
     assert len(events) == 1 and events[0]["updates"] == 0 and "gan-weight" in events[0]["note"]
