@@ -292,10 +292,47 @@ def test_discriminator_warm_up_trains_d_alone_before_the_first_generator_step(tm
     assert last["counters"]["images"] - first["counters"]["images"] == 2 * (3 + 1)
     events = [r for r in read_log(tmp_path / "run") if r.get("event") == "d_warmup"]
     assert len(events) == 1 and events[0]["updates"] == 3 and events[0]["step"] == 1
+    assert events[0]["nonfinite_skipped"] == 0
     # hinge losses of a discriminator that scores anything: positive, finite (updates 0 and 1
     # in the first half of 3, update 2 in the second)
     assert all(math.isfinite(events[0][k]) and events[0][k] > 0
                for k in ("loss_d_first_half", "loss_d_second_half"))
+
+
+def test_discriminator_warm_up_skips_and_counts_non_finite_updates(tmp_path, monkeypatch):
+    """A warm-up update whose loss is NaN changes no weight, leaves the logged means alone and
+    counts in the run's ``nonfinite`` counter as the main loop's do; a warm-up in which every
+    update is non-finite stops the run with a message."""
+    from trainer.checkpoint import load_checkpoint
+
+    photos = make_smooth_photos(tmp_path / "photos", n=4)
+    cfg = _one_step_config(tmp_path, photos, gan_weight=0.05)
+    train(cfg)
+    first = load_checkpoint(tmp_path / "run" / "last.pt")
+    recipe_cls = get_recipe("deepfill_v2")
+    d_loss, calls, poisoned = recipe_cls.d_loss, [], {0}
+
+    def sometimes_nan(self, *args, **kwargs):
+        loss, parts = d_loss(self, *args, **kwargs)
+        calls.append(len(calls))
+        return (loss * math.nan if calls[-1] in poisoned else loss), parts
+
+    monkeypatch.setattr(recipe_cls, "d_loss", sometimes_nan)
+    # Warm-up updates 0 (poisoned: skipped) and 1 in the first half, 2 in the second.
+    assert main(["train", "--resume", cfg.out, "--steps", "2", "--d-warmup-steps", "3"]) == 0
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    adam_steps = lambda opt: {int(s["step"]) for s in opt["state"].values()}  # noqa: E731
+    assert adam_steps(last["opt_d"]) == {1 + 2 + 1}
+    assert last["counters"]["nonfinite"] - first["counters"]["nonfinite"] == 1
+    event = [r for r in read_log(tmp_path / "run") if r.get("event") == "d_warmup"][-1]
+    assert event["nonfinite_skipped"] == 1
+    assert all(math.isfinite(event[k]) and event[k] > 0
+               for k in ("loss_d_first_half", "loss_d_second_half"))
+
+    calls.clear()
+    poisoned.update(range(100))
+    with pytest.raises(FloatingPointError, match="warm-up diverged: all 2 updates"):
+        main(["train", "--resume", cfg.out, "--steps", "3", "--d-warmup-steps", "2"])
 
 
 def test_discriminator_warm_up_without_a_gan_term_is_skipped_and_says_so(tmp_path):

@@ -178,6 +178,20 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float, applied: torch.T
         e.copy_(b)
 
 
+def _discriminator_update(cfg: TrainConfig, recipe: Recipe, D_run: nn.Module, batch: dict,
+                          out: dict[str, Any], opt_d: torch.optim.Optimizer,
+                          d_params: list[nn.Parameter], scaler: torch.amp.GradScaler,
+                          autocast: Callable[[], Any]) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    """One discriminator update on ``batch`` and the generator's (detached) output ``out``.
+    Returns the loss (detached), its logged parts and the 0-dim bool finite flag of
+    :func:`apply_update`, all on the device. Shared by the warm-up and the main loop, so both
+    treat a non-finite update the same way."""
+    with autocast():
+        d_loss, d_parts = recipe.d_loss(D_run, batch, _detached(out))
+    finite = apply_update(d_loss, opt_d, d_params, scaler, cfg.grad_clip)
+    return d_loss.detach(), d_parts, finite
+
+
 def _warm_up_discriminator(cfg: TrainConfig, recipe: Recipe, G_run: nn.Module, D_run: nn.Module,
                            opt_d: torch.optim.Optimizer, d_params: list[nn.Parameter],
                            scaler: torch.amp.GradScaler, autocast: Callable[[], Any],
@@ -192,22 +206,27 @@ def _warm_up_discriminator(cfg: TrainConfig, recipe: Recipe, G_run: nn.Module, D
     adversarial gradients from its first step. The images count towards ``counters["images"]``
     (they were read and trained on); ``step`` (generator updates) does not move."""
     n = cfg.d_warmup_steps
-    # Loss sums of the first and the second half, on the device: one host sync at the end.
-    halves = torch.zeros(2, device=d_params[0].device)
+    # Per half: loss sum and number of finite updates, on the device (one host sync at the end).
+    halves = torch.zeros(2, 2, device=d_params[0].device)
     for i in range(n):
         batch = batches.next()
         with autocast(), torch.no_grad():
             out = recipe.run_generator(G_run, batch)
-        with autocast():
-            d_loss, _ = recipe.d_loss(D_run, batch, out)
-        halves[int(2 * i >= n)] += d_loss.detach().float()
-        apply_update(d_loss, opt_d, d_params, scaler, cfg.grad_clip)
+        d_loss, _, finite = _discriminator_update(cfg, recipe, D_run, batch, out, opt_d,
+                                                  d_params, scaler, autocast)
+        # A skipped (non-finite) update adds nothing to the means, as to the weights.
+        halves[int(2 * i >= n)] += torch.stack([torch.where(finite, d_loss.float(), 0.0),
+                                                finite.float()])
         counters["images"] += cfg.batch_size * env.world_size
     # A second half's mean below the first's says the discriminator caught up on something.
-    first, second = halves.tolist()
-    in_first = (n + 1) // 2  # updates i with 2 * i < n
-    progress.event("d_warmup", step, updates=n, loss_d_first_half=round(first / in_first, 5),
-                   loss_d_second_half=round(second / (n - in_first), 5) if n > 1 else None)
+    means = [round(total / count, 5) if count else None for total, count in halves.tolist()]
+    bad = n - int(halves[:, 1].sum())
+    counters["nonfinite"] += bad
+    progress.event("d_warmup", step, updates=n, nonfinite_skipped=bad,
+                   loss_d_first_half=means[0], loss_d_second_half=means[1])
+    if bad == n:
+        raise FloatingPointError(f"discriminator warm-up diverged: all {n} updates had "
+                                 "non-finite gradients (lower --lr-d or use --grad-clip)")
 
 
 def _detached(out: dict[str, Any]) -> dict[str, Any]:
@@ -452,9 +471,9 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
                 with autocast(), torch.set_grad_enabled(last):
                     out = recipe.run_generator(G_run, batch)
                 if opt_d is not None and recipe.trains_discriminator:
-                    with autocast():
-                        d_loss, d_parts = recipe.d_loss(D_run, batch, _detached(out))
-                    ok = ok & apply_update(d_loss, opt_d, d_params, scaler, cfg.grad_clip)
+                    _, d_parts, d_ok = _discriminator_update(cfg, recipe, D_run, batch, out,
+                                                             opt_d, d_params, scaler, autocast)
+                    ok = ok & d_ok
                     losses.update(d_parts)
             # Generator update against frozen discriminators.
             D.requires_grad_(False)
