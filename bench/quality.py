@@ -105,7 +105,13 @@ def _thumb(image: np.ndarray, label: str) -> np.ndarray:
     h, w = image.shape[:2]
     tw = max(1, round(w * THUMB_HEIGHT / h))
     thumb = cv2.resize(image, (tw, THUMB_HEIGHT), interpolation=cv2.INTER_AREA)
-    cv2.putText(thumb, label, (5, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+    # A dark outline from the same thin glyphs shifted around the label: a thicker stroke would
+    # not do, since OpenCV widens each glyph's advance with the thickness, and the outline's
+    # letters would drift right of the white ones.
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            cv2.putText(thumb, label, (5 + dx, 18 + dy), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                        (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(thumb, label, (5, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return thumb
 
