@@ -134,6 +134,23 @@ def test_guide_weights_fall_from_coarse_to_fine():
     assert texture.guide_weights(1) == [texture.GUIDE_WEIGHT_FINEST]
 
 
+
+def test_final_structure_scale_is_the_searchs_at_own_size_and_finer_when_upscaled():
+    """At the guide's own resolution the last step low-passes at STRUCTURE_SIGMA; an upscaled
+    guide (search scale STRUCTURE_SIGMA / guide scale) gets a finer one, which never drops
+    below the own-size scale and grows continuously with the upscaling."""
+    own = texture.STRUCTURE_SIGMA
+    assert texture.final_structure_sigma(own) == pytest.approx(own)
+    for guide_scale in (0.5, 1 / 3, 0.1):
+        search = own / guide_scale
+        final = texture.final_structure_sigma(search)
+        assert own < final < search
+        assert final == pytest.approx(texture.UPSCALED_STRUCTURE_FACTOR * search)
+    knee = own / texture.UPSCALED_STRUCTURE_FACTOR
+    assert texture.final_structure_sigma(knee * 0.999) == pytest.approx(own, rel=1e-3)
+    assert texture.final_structure_sigma(knee * 1.001) == pytest.approx(own, rel=1e-2)
+
+
 # ------------------------------------------------------------------------------ guided synthesis
 
 
