@@ -77,8 +77,9 @@ GUIDE_WEIGHT_FINEST = 0.5
 # the hawk's breast and the crowd go smooth and only grain is left. Not taken.
 STRUCTURE_SIGMA = 0.7
 # An upscaled guide (working size below the photo's): the last step's low-pass is this factor
-# of the search's structure scale, so a little more of the copy's texture a few pixels across
-# stays (:func:`final_structure_sigma`). Measured on 128 eval pairs (first 32 photos x 4 bins,
+# of the search's structure scale (:func:`final_structure_sigma`), so the model's structure
+# reaches a little finer, in place of some of the copy's texture a few pixels across, whose
+# misplaced copies cost L1 most where the guide is most blurred. Measured on 128 eval pairs (first 32 photos x 4 bins,
 # shipped model after leg 9, working size 256, replayed from the copies recorded before this
 # step, which reproduces `bench/texture.py` to the printed digit; hole L1 vs deep / detail /
 # det/2 per bin): factor 1 (as before): +3.6/+2.5/+2.5/+2.6 % at 1.06/0.92/0.96/0.95, det/2
@@ -142,7 +143,9 @@ NEAR_VOTE_RADIUS = 0
 # detail and does not remove the contours a copy traces along a blurred edge.) Checked with leg
 # 7's model on 64 pairs (`bench/texture.py --limit 16`, half of them new photos): +2.8/+1.8/+1.6/
 # +1.9 % at 0.99/0.79/0.86/0.89; with leg 8's model on 128 pairs (`--limit 32`): +2.4/+1.8/+1.7/
-# +1.7 % at 0.97/0.87/0.91/0.90.
+# +1.7 % at 0.97/0.87/0.91/0.90; with leg 9's model and UPSCALED_STRUCTURE_FACTOR 0.6 on the
+# same 128 pairs: own size +2.3/+1.6/+1.6/+1.5 % at 0.96/0.86/0.89/0.88, working size 256
+# +2.6/+1.8/+1.9/+2.0 % at 1.02/0.89/0.94/0.93.
 DETAIL_MAX_GAIN = 8.0
 DETAIL_SIGMA = 0.5
 DETAIL_RAMP_PX = 8.0
