@@ -13,9 +13,9 @@
 #
 # Resumes resources/models/deepfill_v2.train-state.safetensors on the GPU at 256 px crops,
 # batch BATCH [64], WORKERS [8] loader processes, DEVICE [cuda; cpu for a dry run here], bf16
-# autocast (--amp auto), for MINUTES, with GAN_WEIGHT [0] and D_WARMUP [0] as in train_relay_leg.sh and TRAIN_ARGS [none] for more
-# options (e.g. "--lr-g 2e-4": carried on in the relay state, so a CPU leg after it must set its
-# own rate back). If the first attempt dies before its first checkpoint (a compile failure on a
+# autocast (--amp auto), for MINUTES, with GAN_WEIGHT [0] and D_WARMUP [0] as in
+# train_relay_leg.sh and TRAIN_ARGS [none] for more options (e.g. "--lr-g 2e-4": carried on in
+# the relay state, so a CPU leg after it must set its own rate back). If the first attempt dies before its first checkpoint (a compile failure on a
 # stack never tried on a GPU before), it retries without the fused gating and without compile.
 # Everything comes back under $OUT, at most 8 files of at most 16 MiB: the run's last.pt without
 # Adam's moments, split into parts, its log.jsonl and config.json, the filtered console log and

@@ -6,9 +6,9 @@ A device call carries the repository's tracked files plus the paths it names, 64
 (the device tool's README). The tracked files (the shipped model and its relay state, the docs'
 images) take about half of that, so the 44 MB of training photos do not fit in one call. They
 are hard-linked (copied where links are impossible) into ``traindata/a``, ``traindata/b``, ...
-(git-ignored; sub-folders kept), each small enough to carry with the tracked files. Carry one part per call, the
-calls back to back: a warm machine keeps the ignored folders an earlier call brought, so the
-last call trains on all of them (``scripts/device_relay_leg.sh``).
+(git-ignored; sub-folders kept), each small enough to carry with the tracked files. Carry one
+part per call, the calls back to back: a warm machine keeps the ignored folders an earlier call
+brought, so the last call trains on all of them (``scripts/device_relay_leg.sh``).
 
 The parts are consecutive runs of the sorted file names, so the trainer, listing
 ``traindata/a`` then ``traindata/b``, sees the photos in the order it sees the original folder

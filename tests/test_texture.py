@@ -134,7 +134,6 @@ def test_guide_weights_fall_from_coarse_to_fine():
     assert texture.guide_weights(1) == [texture.GUIDE_WEIGHT_FINEST]
 
 
-
 def test_final_structure_scale_is_the_searchs_at_own_size_and_finer_when_upscaled():
     """At the guide's own resolution the last step low-passes at STRUCTURE_SIGMA; an upscaled
     guide (search scale STRUCTURE_SIGMA / guide scale) gets a finer one, which never drops

@@ -79,8 +79,8 @@ STRUCTURE_SIGMA = 0.7
 # An upscaled guide (working size below the photo's): the last step's low-pass is this factor
 # of the search's structure scale (:func:`final_structure_sigma`), so the model's structure
 # reaches a little finer, in place of some of the copy's texture a few pixels across, whose
-# misplaced copies cost L1 most where the guide is most blurred. Measured on 128 eval pairs (first 32 photos x 4 bins,
-# shipped model after leg 9, working size 256, replayed from the copies recorded before this
+# misplaced copies cost L1 most where the guide is most blurred. Measured on 128 eval pairs
+# (first 32 photos x 4 bins, shipped model after leg 9, working size 256, replayed from the copies recorded before this
 # step, which reproduces `bench/texture.py` to the printed digit; hole L1 vs deep / detail /
 # det/2 per bin): factor 1 (as before): +3.6/+2.5/+2.5/+2.6 % at 1.06/0.92/0.96/0.95, det/2
 # 0.56/0.48/0.48/0.47; 0.85: +3.2/+2.2/+2.2/+2.3 %; 0.7: +2.9/+2.0/+2.1/+2.2 %, det/2
