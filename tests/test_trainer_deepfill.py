@@ -302,7 +302,8 @@ def test_discriminator_warm_up_trains_d_alone_before_the_first_generator_step(tm
 def test_discriminator_warm_up_skips_and_counts_non_finite_updates(tmp_path, monkeypatch):
     """A warm-up update whose loss is NaN changes no weight, leaves the logged means alone and
     counts in the run's ``nonfinite`` counter as the main loop's do; a warm-up in which every
-    update is non-finite stops the run with a message."""
+    update is non-finite, or that has MAX_CONSECUTIVE_NONFINITE non-finite updates in a row,
+    stops the run with a message."""
     from trainer.checkpoint import load_checkpoint
 
     photos = make_smooth_photos(tmp_path / "photos", n=4)
@@ -333,6 +334,18 @@ def test_discriminator_warm_up_skips_and_counts_non_finite_updates(tmp_path, mon
     poisoned.update(range(100))
     with pytest.raises(FloatingPointError, match="warm-up diverged: all 2 updates"):
         main(["train", "--resume", cfg.out, "--steps", "3", "--d-warmup-steps", "2"])
+
+    # One that diverges part-way stops under the main loop's consecutive rule, at its first
+    # check (every MAX_CONSECUTIVE_NONFINITE updates), not at the end of the warm-up.
+    import trainer.loop
+    monkeypatch.setattr(trainer.loop, "MAX_CONSECUTIVE_NONFINITE", 2)
+    calls.clear()
+    poisoned.clear()
+    poisoned.update(range(1, 100))
+    with pytest.raises(FloatingPointError,
+                       match="warm-up diverged: 3 consecutive updates .* by update 4 of 40"):
+        main(["train", "--resume", cfg.out, "--steps", "3", "--d-warmup-steps", "40"])
+    assert len(calls) == 4
 
 
 def test_discriminator_warm_up_without_a_gan_term_is_skipped_and_says_so(tmp_path):

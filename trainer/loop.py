@@ -204,10 +204,15 @@ def _warm_up_discriminator(cfg: TrainConfig, recipe: Recipe, G_run: nn.Module, D
     last saw a much worse generator, and its first gradients paint artefacts (a grid in smooth
     areas: docs/training.md, A/B 9). Letting it catch up first gives the generator meaningful
     adversarial gradients from its first step. The images count towards ``counters["images"]``
-    (they were read and trained on); ``step`` (generator updates) does not move."""
+    (they were read and trained on); ``step`` (generator updates) does not move. It stops with a
+    FloatingPointError after MAX_CONSECUTIVE_NONFINITE consecutive non-finite updates, as the
+    main loop does, or when none of its updates was finite."""
     n = cfg.d_warmup_steps
-    # Per half: loss sum and number of finite updates, on the device (one host sync at the end).
+    # Per half: loss sum and number of finite updates, on the device. Like the main loop, the
+    # run of consecutive skipped updates is read only every MAX_CONSECUTIVE_NONFINITE updates
+    # (a host sync), so a warm-up that diverges half-way stops under the same rule.
     halves = torch.zeros(2, 2, device=d_params[0].device)
+    bad_run = torch.zeros((), dtype=torch.int64, device=d_params[0].device)
     for i in range(n):
         batch = batches.next()
         with autocast(), torch.no_grad():
@@ -217,7 +222,12 @@ def _warm_up_discriminator(cfg: TrainConfig, recipe: Recipe, G_run: nn.Module, D
         # A skipped (non-finite) update adds nothing to the means, as to the weights.
         halves[int(2 * i >= n)] += torch.stack([torch.where(finite, d_loss.float(), 0.0),
                                                 finite.float()])
+        bad_run = (bad_run + 1) * ~finite
         counters["images"] += cfg.batch_size * env.world_size
+        if (i + 1) % MAX_CONSECUTIVE_NONFINITE == 0 and int(bad_run) >= MAX_CONSECUTIVE_NONFINITE:
+            raise FloatingPointError(
+                f"discriminator warm-up diverged: {int(bad_run)} consecutive updates with "
+                f"non-finite gradients by update {i + 1} of {n} (lower --lr-d or use --grad-clip)")
     # A second half's mean below the first's says the discriminator caught up on something.
     means = [round(total / count, 5) if count else None for total, count in halves.tolist()]
     bad = n - int(halves[:, 1].sum())
