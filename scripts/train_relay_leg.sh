@@ -12,17 +12,22 @@
 #
 # The recipe (docs/training.md has the experiments behind it): DeepFill v2 at cnum 32,
 # hole-weighted L1 (x6 in the hole), generator lr 4e-4 (D 1e-4; from leg 4 on 1e-4 / 2.5e-5,
-# carried in the relay state's configuration: A/B 6), Adam betas (0.5, 0.999),
+# leg 10 2.5e-5 / 6.25e-6, from leg 11 on 1e-4 / 1e-4: carried in the relay state's
+# configuration; A/B 6, A/B 11), Adam betas (0.5, 0.999),
 # EMA 0.99, batch 4 at 256 px crops on a CPU (batch 8 at 128 px through leg 5; A/B 7: the
 # larger crops hold holes as deep as the app's), bf16 where the CPU has it, fused gating. The
-# first legs added an SN-PatchGAN term of weight 0.05; from leg 3 on the relay trains without
-# it (A/B 5: lower validation L1 at equal steps and 1.7x the images per minute, since the
-# discriminator is then skipped; turned back on at 198k images, weight 0.05, it painted a grid
-# into smooth fills and raised the hole L1 2-6 % in 36 minutes: A/B 9). Environment:
+# first legs added an SN-PatchGAN term of weight 0.05; legs 3-10 trained without it (A/B 5:
+# lower validation L1 at equal steps and 1.7x the images per minute, since the discriminator is
+# then skipped; turned back on at 198k images, weight 0.05, with a discriminator that had not
+# trained since leg 2, it painted a grid into smooth fills: A/B 9). From leg 11 on a resumed leg
+# adds it at weight 0.01 with the discriminator the relay state carries, warmed up in leg 11
+# (A/B 11: hole L1 unchanged, a little more detail, no grid; it costs a third of the speed,
+# which the flat L1 curve no longer needs). Environment:
 # SIZE [256; 128 from scratch, as legs 1-5 began], BATCH [4; 8 from scratch], WORKERS [1],
-# DEVICE [auto], GAN_WEIGHT [0], D_WARMUP [0] (discriminator-only updates before the first
-# generator step: give a GAN phase, e.g. GAN_WEIGHT=0.01 D_WARMUP=2000 on a GPU, a discriminator
-# that has caught up with the L1 model), EVAL_LIMIT [all] (first N eval photos only),
+# DEVICE [auto], GAN_WEIGHT [0.01 on a resume, 0 from scratch], D_WARMUP [0] (discriminator-only
+# updates before the first generator step: give a GAN phase whose discriminator has not trained
+# lately one that has caught up with the generator; leg 11 took 250), EVAL_LIMIT [all]
+# (first N eval photos only),
 # RUN [runs/default_model/leg-<UTC time>], TRAIN_ARGS [none] (more trainer options, e.g.
 # "--lr-g 2.5e-5 --lr-d 6.25e-6": on a resume they replace the saved configuration's and are
 # carried on in the relay state), PUBLISH_ARGS [none] (e.g. --any-cpu-cache on a CPU whose
@@ -42,10 +47,10 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 STATE=resources/models/deepfill_v2.train-state.safetensors
 RUN=${RUN:-runs/default_model/leg-$(date -u +%Y%m%d-%H%M)}
-if [ -f "$STATE" ]; then CROP=256 PHOTOS=4; else CROP=128 PHOTOS=8; fi
+if [ -f "$STATE" ]; then CROP=256 PHOTOS=4 GAN=0.01; else CROP=128 PHOTOS=8 GAN=0; fi
 COMMON=(--data "$DATA" --out "$RUN" --size "${SIZE:-$CROP}" --batch-size "${BATCH:-$PHOTOS}"
         --workers "${WORKERS:-1}" --device "${DEVICE:-auto}" --max-minutes "$MINUTES"
-        --gan-weight "${GAN_WEIGHT:-0}" --d-warmup-steps "${D_WARMUP:-0}" --steps 100000000
+        --gan-weight "${GAN_WEIGHT:-$GAN}" --d-warmup-steps "${D_WARMUP:-0}" --steps 100000000
         --val-every 500 --log-every 50 --sample-every 1000 --ckpt-every 500)
 read -r -a EXTRA <<< "${TRAIN_ARGS:-}"
 read -r -a PUBLISH <<< "${PUBLISH_ARGS:-}"
