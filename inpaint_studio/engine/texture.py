@@ -76,20 +76,20 @@ GUIDE_WEIGHT_FINEST = 0.5
 # texture a few pixels across, which the blurred guide then replaces: at 200 % zoom the grass,
 # the hawk's breast and the crowd go smooth and only grain is left. Not taken.
 STRUCTURE_SIGMA = 0.7
-# An upscaled guide (working size below the photo's): the last step's low-pass is this factor
-# of the search's structure scale (:func:`final_structure_sigma`), so the model's structure
-# reaches a little finer, in place of some of the copy's texture a few pixels across, whose
-# misplaced copies cost L1 most where the guide is most blurred. Measured on 128 eval pairs
-# (first 32 photos x 4 bins, shipped model after leg 9, working size 256, replayed from the copies recorded before this
-# step, which reproduces `bench/texture.py` to the printed digit; hole L1 vs deep / detail /
-# det/2 per bin): factor 1 (as before): +3.6/+2.5/+2.5/+2.6 % at 1.06/0.92/0.96/0.95, det/2
+# An upscaled guide (working size below the photo's): the last step's low-pass is this factor of the
+# search's structure scale (:func:`final_structure_sigma`), so the model's structure reaches a
+# little finer, in place of some of the copy's texture a few pixels across, whose misplaced copies
+# cost L1 most where the guide is most blurred. Measured on 128 eval pairs (first 32 photos x 4
+# bins, shipped model after leg 9, working size 256, replayed from the copies recorded before this
+# step, which reproduces `bench/texture.py` to the printed digit; hole L1 vs deep / detail / det/2
+# per bin): factor 1 (as before): +3.6/+2.5/+2.5/+2.6 % at 1.06/0.92/0.96/0.95, det/2
 # 0.56/0.48/0.48/0.47; 0.85: +3.2/+2.2/+2.2/+2.3 %; 0.7: +2.9/+2.0/+2.1/+2.2 %, det/2
 # 0.50/0.43/0.44/0.42; **0.6: +2.6/+1.8/+1.9/+2.0 % at 1.05/0.91/0.96/0.94, det/2 0.48/0.41/
-# 0.41/0.40**; 0.5 without the floor below: +1.8/+1.3/+1.3/+1.4 % at 0.98/0.85/0.88/0.87. 0.6
-# keeps the 10-20 % bin under the issue's 3 % with a margin (0.7 left 0.1 point); at 200 % the
-# copies' grass and bricks are a little softer than factor 1's, walls a little cleaner (fewer
-# light contours). On the 32-pair subset the 20-30 % bin read 0.73-0.80 whatever the setting:
-# its few holes cover more detail than their rings (see the note on the ring above).
+# 0.41/0.40**; 0.5 without the floor below: +1.8/+1.3/+1.3/+1.4 % at 0.98/0.85/0.88/0.87. 0.6 keeps
+# the 10-20 % bin under the issue's 3 % with a margin (0.7 left 0.1 point); at 200 % the copies'
+# grass and bricks are a little softer than factor 1's, walls a little cleaner (fewer light
+# contours). On the 32-pair subset the 20-30 % bin read 0.73-0.80 whatever the setting: its few
+# holes cover more detail than their rings (see the note on the ring above).
 UPSCALED_STRUCTURE_FACTOR = 0.6
 # How much of the guide's low frequencies replace the copy's own (:func:`follow_guide_structure`):
 # 1 = all. The copy's own low frequencies are a second estimate of the hole, made by a search
