@@ -22,7 +22,8 @@
 # trained since leg 2, it painted a grid into smooth fills: A/B 9). From leg 11 on a resumed leg
 # adds it at weight 0.01 with the discriminator the relay state carries, warmed up in leg 11
 # (A/B 11: hole L1 unchanged, a little more detail, no grid; it costs a third of the speed,
-# which the flat L1 curve no longer needs). Environment:
+# which the flat L1 curve no longer needs; A/B 12: weight 0.03 adds half again the detail in
+# 684 steps and paints a grid). Environment:
 # SIZE [256; 128 from scratch, as legs 1-5 began], BATCH [4; 8 from scratch], WORKERS [1],
 # DEVICE [auto], GAN_WEIGHT [0.01 on a resume, 0 from scratch], D_WARMUP [0] (discriminator-only
 # updates before the first generator step: give a GAN phase whose discriminator has not trained
