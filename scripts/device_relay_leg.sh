@@ -13,7 +13,7 @@
 #
 # Resumes resources/models/deepfill_v2.train-state.safetensors on the GPU at 256 px crops,
 # batch BATCH [64], WORKERS [8] loader processes, DEVICE [cuda; cpu for a dry run here], bf16
-# autocast (--amp auto), for MINUTES, with GAN_WEIGHT [0.01] and D_WARMUP [0] as in
+# autocast (--amp auto), for MINUTES, with GAN_WEIGHT [0] and D_WARMUP [0] as in
 # train_relay_leg.sh and TRAIN_ARGS [none] for more options (e.g. "--lr-g 2e-4": carried on in
 # the relay state, so a CPU leg after it must set its own rate back). If the first attempt dies
 # before its first checkpoint (a compile failure on a stack never tried on a GPU before), it
@@ -45,7 +45,7 @@ attempt() {
     "$PYTHON" -m trainer train --resume resources/models/deepfill_v2.train-state.safetensors \
         "${DATA[@]}" --out "$RUN" --size 256 --batch-size "${BATCH:-64}" \
         --workers "${WORKERS:-8}" --device "${DEVICE:-cuda}" --amp auto --max-minutes "$MINUTES" \
-        --gan-weight "${GAN_WEIGHT:-0.01}" --d-warmup-steps "${D_WARMUP:-0}" --steps 100000000 \
+        --gan-weight "${GAN_WEIGHT:-0}" --d-warmup-steps "${D_WARMUP:-0}" --steps 100000000 \
         --val-every 200 --log-every 20 --sample-every 0 --ckpt-every 200 "${EXTRA[@]}" "$@" \
         2>&1 | tr '\r' '\n' | grep --line-buffered -v 'step/s\]$' | tee -a "$OUT/train.log"
 }

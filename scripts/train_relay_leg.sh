@@ -19,13 +19,13 @@
 # first legs added an SN-PatchGAN term of weight 0.05; legs 3-10 trained without it (A/B 5:
 # lower validation L1 at equal steps and 1.7x the images per minute, since the discriminator is
 # then skipped; turned back on at 198k images, weight 0.05, with a discriminator that had not
-# trained since leg 2, it painted a grid into smooth fills: A/B 9). From leg 11 on a resumed leg
-# adds it at weight 0.01 with the discriminator the relay state carries, warmed up in leg 11
-# (A/B 11: hole L1 unchanged, a little more detail, no grid; it costs a third of the speed,
-# which the flat L1 curve no longer needs; A/B 12: weight 0.03 adds half again the detail in
-# 684 steps and paints a grid). Environment:
+# trained since leg 2, it painted a grid into smooth fills: A/B 9). Legs 11-12 added it at
+# weight 0.01 with a warmed-up discriminator (A/B 11: hole L1 unchanged, a little more detail,
+# no grid in 804 steps; A/B 12: weight 0.03 paints a grid within 684 steps); leg 13's 4,460
+# steps at 0.01 grew one too, and were not shipped (docs/training.md). So a resumed leg trains
+# on L1 alone again until a GAN phase is found that adds detail without a grid. Environment:
 # SIZE [256; 128 from scratch, as legs 1-5 began], BATCH [4; 8 from scratch], WORKERS [1],
-# DEVICE [auto], GAN_WEIGHT [0.01 on a resume, 0 from scratch], D_WARMUP [0] (discriminator-only
+# DEVICE [auto], GAN_WEIGHT [0], D_WARMUP [0] (discriminator-only
 # updates before the first generator step: give a GAN phase whose discriminator has not trained
 # lately one that has caught up with the generator; leg 11 took 250), EVAL_LIMIT [all]
 # (first N eval photos only),
@@ -48,10 +48,10 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 STATE=resources/models/deepfill_v2.train-state.safetensors
 RUN=${RUN:-runs/default_model/leg-$(date -u +%Y%m%d-%H%M)}
-if [ -f "$STATE" ]; then CROP=256 PHOTOS=4 GAN=0.01; else CROP=128 PHOTOS=8 GAN=0; fi
+if [ -f "$STATE" ]; then CROP=256 PHOTOS=4; else CROP=128 PHOTOS=8; fi
 COMMON=(--data "$DATA" --out "$RUN" --size "${SIZE:-$CROP}" --batch-size "${BATCH:-$PHOTOS}"
         --workers "${WORKERS:-1}" --device "${DEVICE:-auto}" --max-minutes "$MINUTES"
-        --gan-weight "${GAN_WEIGHT:-$GAN}" --d-warmup-steps "${D_WARMUP:-0}" --steps 100000000
+        --gan-weight "${GAN_WEIGHT:-0}" --d-warmup-steps "${D_WARMUP:-0}" --steps 100000000
         --val-every 500 --log-every 50 --sample-every 1000 --ckpt-every 500)
 read -r -a EXTRA <<< "${TRAIN_ARGS:-}"
 read -r -a PUBLISH <<< "${PUBLISH_ARGS:-}"
