@@ -25,10 +25,9 @@
 # steps at 0.01 grew one too, and were not shipped (docs/training.md). So a resumed leg trains
 # on L1 alone again until a GAN phase is found that adds detail without a grid. Environment:
 # SIZE [256; 128 from scratch, as legs 1-5 began], BATCH [4; 8 from scratch], WORKERS [1],
-# DEVICE [auto], GAN_WEIGHT [0], D_WARMUP [0] (discriminator-only
-# updates before the first generator step: give a GAN phase whose discriminator has not trained
-# lately one that has caught up with the generator; leg 11 took 250), EVAL_LIMIT [all]
-# (first N eval photos only),
+# DEVICE [auto], GAN_WEIGHT [0], D_WARMUP [0] (discriminator-only updates before the first
+# generator step: give a GAN phase whose discriminator has not trained lately one that has
+# caught up with the generator; leg 11 took 250), EVAL_LIMIT [all] (first N eval photos only),
 # RUN [runs/default_model/leg-<UTC time>], TRAIN_ARGS [none] (more trainer options, e.g.
 # "--lr-g 2.5e-5 --lr-d 6.25e-6": on a resume they replace the saved configuration's and are
 # carried on in the relay state), PUBLISH_ARGS [none] (e.g. --any-cpu-cache on a CPU whose
