@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from inpaint_studio.networks import build, build_discriminator
 from inpaint_studio.networks.deepfill_v2 import DECODER_REACH, SEAM_CELLS, DeepFillV2Generator, decoder_window
-from inpaint_studio.networks.sn_patchgan import SNPatchGAN
+from inpaint_studio.networks.sn_patchgan import BinomialBlur, SNPatchGAN
 
 SIZE = 64
 
@@ -258,6 +258,38 @@ def test_sn_patchgan_shapes():
     convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [64, 128, 256, 256, 256, 256]
     assert all(c.kernel_size == (5, 5) and c.stride == (2, 2) for c in convs)
+
+
+def test_binomial_blur_keeps_flat_images_and_removes_the_finest_checkerboard():
+    blur = BinomialBlur()
+    flat = torch.full((1, 2, 9, 9), 0.7)
+    torch.testing.assert_close(blur(flat), flat)
+    # A +-1 checkerboard (the 2 px period a stride-2 conv folds onto DC) is cancelled inside the
+    # image, where the 3x3 window does not reach the replicated border.
+    yy, xx = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    board = ((yy + xx) % 2 * 2 - 1).float().view(1, 1, 8, 8)
+    assert blur(board)[..., 1:-1, 1:-1].abs().max() == 0
+    bf16 = blur(board.to(torch.bfloat16))
+    assert bf16.dtype == torch.bfloat16 and bf16.shape == board.shape
+
+
+def test_sn_patchgan_blur_loads_the_same_weights_and_low_passes_the_input():
+    """--d-blur resumes from a discriminator trained without it (same state dict), gives the
+    same shapes, and is blind to a fine checkerboard that the plain network responds to."""
+    torch.manual_seed(4)
+    plain = build_discriminator("sn_patchgan").eval()
+    blurred = build_discriminator("sn_patchgan", blur=True).eval()
+    assert blurred.state_dict().keys() == plain.state_dict().keys()
+    blurred.load_state_dict(plain.state_dict())
+    x = torch.rand(1, 5, 128, 128)
+    yy, xx = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    board = 0.2 * ((yy + xx) % 2 * 2 - 1).float()
+    with torch.no_grad():
+        assert blurred(x).shape == plain(x).shape == (1, 1024)
+        x_board = x + board
+        plain_change = (plain(x_board) - plain(x)).abs().mean()
+        blurred_change = (blurred(x_board) - blurred(x)).abs().mean()
+    assert blurred_change < 0.1 * plain_change
 
 
 def test_sn_patchgan_is_spectrally_normalised():

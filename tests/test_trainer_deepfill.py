@@ -243,6 +243,14 @@ def test_deepfill_v1_several_d_steps_per_g_step_train_under_fp16(tmp_path):
         assert torch.isfinite(tensor).all(), name
 
 
+# Tests that train the discriminator at _one_step_config's 32 px crops run in fp32 on every CPU:
+# on AMX CPUs, bf16 there gives the discriminator's last 5x5 convolution (on a 1x1 map)
+# non-finite weight gradients in oneDNN's backward, so its updates would be skipped; from 64 px
+# crops on (the trainer's real sizes are 128 and 256) they are finite. These tests check
+# bookkeeping, not bf16.
+TINY_CROP_D_AMP = "off"
+
+
 def _one_step_config(tmp_path: Path, photos: Path, **over) -> TrainConfig:
     """One DeepFill v2 step at 32 px, batch 2, logging every step, no validation or samples."""
     values = dict(arch="deepfill_v2", gen_args=GEN_ARGS, data=[str(photos)],
@@ -259,7 +267,7 @@ def test_without_gan_term_the_discriminator_is_not_trained(tmp_path, gan_weight)
     from trainer.checkpoint import load_checkpoint
 
     photos = make_smooth_photos(tmp_path / "photos", n=4)
-    cfg = _one_step_config(tmp_path, photos, gan_weight=gan_weight)
+    cfg = _one_step_config(tmp_path, photos, gan_weight=gan_weight, amp=TINY_CROP_D_AMP)
     recipe = get_recipe("deepfill_v2")(cfg, torch.device("cpu"), None)
     assert recipe.trains_discriminator is (gan_weight > 0)
     train(cfg)  # step 1 (D and G as any first step leaves them), then two more on resume
@@ -274,11 +282,26 @@ def test_without_gan_term_the_discriminator_is_not_trained(tmp_path, gan_weight)
     assert len(logged) == 3 and all(("loss_d_hinge" in r) is (gan_weight > 0) for r in logged)
 
 
-# The warm-up tests check the warm-up's bookkeeping in fp32 on every CPU: on AMX CPUs, bf16 at
-# these 32 px crops gives the discriminator's last 5x5 convolution (on a 1x1 map) non-finite
-# weight gradients in oneDNN's backward, so every update would be skipped; from 64 px crops on
-# (the trainer's real sizes are 128 and 256) they are finite.
-WARM_UP_AMP = "off"
+
+
+def test_a_gan_phase_resumes_with_the_discriminator_blurred_and_its_inputs_shifted(tmp_path):
+    """--d-blur and --d-translate on a resume: the discriminator trained without them loads
+    (the blur has no weights), both options are recorded in the run's configuration, and both
+    networks keep training with finite weights."""
+    from trainer.checkpoint import load_checkpoint
+
+    photos = make_smooth_photos(tmp_path / "photos", n=4)
+    cfg = _one_step_config(tmp_path, photos, gan_weight=0.05, amp=TINY_CROP_D_AMP)
+    train(cfg)
+    first = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert main(["train", "--resume", cfg.out, "--steps", "3", "--d-blur", "--d-translate", "6"]) == 0
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["d_blur"] is True and saved["d_translate"] == 6 and last["step"] == 3
+    assert last["discriminators"].keys() == first["discriminators"].keys()
+    for net in ("discriminators", "generator"):
+        assert not all(torch.equal(first[net][k], v) for k, v in last[net].items()), net
+        assert all(torch.isfinite(v).all() for v in last[net].values() if v.is_floating_point()), net
 
 
 def test_discriminator_warm_up_trains_d_alone_before_the_first_generator_step(tmp_path):
@@ -288,7 +311,7 @@ def test_discriminator_warm_up_trains_d_alone_before_the_first_generator_step(tm
     from trainer.checkpoint import load_checkpoint
 
     photos = make_smooth_photos(tmp_path / "photos", n=4)
-    cfg = _one_step_config(tmp_path, photos, gan_weight=0.05, amp=WARM_UP_AMP)
+    cfg = _one_step_config(tmp_path, photos, gan_weight=0.05, amp=TINY_CROP_D_AMP)
     train(cfg)
     first = load_checkpoint(tmp_path / "run" / "last.pt")
     assert main(["train", "--resume", cfg.out, "--steps", "2", "--d-warmup-steps", "3"]) == 0
@@ -314,7 +337,7 @@ def test_discriminator_warm_up_skips_and_counts_non_finite_updates(tmp_path, mon
     from trainer.checkpoint import load_checkpoint
 
     photos = make_smooth_photos(tmp_path / "photos", n=4)
-    cfg = _one_step_config(tmp_path, photos, gan_weight=0.05, amp=WARM_UP_AMP)
+    cfg = _one_step_config(tmp_path, photos, gan_weight=0.05, amp=TINY_CROP_D_AMP)
     train(cfg)
     first = load_checkpoint(tmp_path / "run" / "last.pt")
     recipe_cls = get_recipe("deepfill_v2")
@@ -363,3 +386,49 @@ def test_discriminator_warm_up_without_a_gan_term_is_skipped_and_says_so(tmp_pat
     assert len(events) == 1 and events[0]["updates"] == 0 and "gan-weight" in events[0]["note"]
     with pytest.raises(ValueError, match="--d-warmup-steps must be at least 0"):
         TrainConfig(arch="deepfill_v2", data=[str(photos)], d_warmup_steps=-1).validate()
+
+
+def test_train_only_freezes_every_other_generator_parameter_and_refuses_unknown_prefixes(
+        tmp_path, capsys):
+    """--train-only PREFIX... on a resume: the steps change the named parameters and only those
+    (the optimiser gets no other; the checkpoint's Adam moments, for all of them, are dropped
+    with a note); a prefix matching nothing is refused before any training."""
+    from trainer.checkpoint import load_checkpoint
+
+    photos = make_smooth_photos(tmp_path / "photos", n=4)
+    prefixes = ["refine_net.decoder.4", "refine_net.decoder.6"]
+    cfg = _one_step_config(tmp_path, photos, gan_weight=0.0)
+    train(cfg)
+    first = load_checkpoint(tmp_path / "run" / "last.pt")["generator"]
+    capsys.readouterr()
+    assert main(["train", "--resume", cfg.out, "--steps", "3", "--train-only", *prefixes]) == 0
+    assert "its Adam starts afresh" in capsys.readouterr().err
+    last = load_checkpoint(tmp_path / "run" / "last.pt")["generator"]
+    changed = {k for k in first if not torch.equal(first[k], last[k])}
+    assert changed and all(any(k.startswith(p) for p in prefixes) for k in changed)
+    assert any(k.startswith("refine_net.decoder.6") for k in changed)
+
+    bad = _one_step_config(tmp_path, photos, out=str(tmp_path / "bad"),
+                           train_only=["refine_net.decoder.4", "refine.decoder"])
+    with pytest.raises(ValueError, match="--train-only: no generator parameter starts with "
+                                         "refine.decoder"):
+        train(bad)
+
+
+def test_d_steps_gives_the_discriminator_several_updates_per_generator_update(tmp_path):
+    """--d-steps 3: each generator step follows three discriminator updates, each on its own
+    batch, and the images seen count all three batches; 0 and negatives are the recipe's
+    default and an error."""
+    from trainer.checkpoint import load_checkpoint
+
+    photos = make_smooth_photos(tmp_path / "photos", n=4)
+    cfg = _one_step_config(tmp_path, photos, gan_weight=0.05, amp=TINY_CROP_D_AMP, d_steps=3,
+                           steps=2)
+    train(cfg)
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["step"] == 2
+    assert {int(s["step"]) for s in state["opt_d"]["state"].values()} == {6}
+    assert {int(s["step"]) for s in state["opt_g"]["state"].values()} == {2}
+    assert state["counters"]["images"] == 2 * 3 * cfg.batch_size
+    with pytest.raises(ValueError, match=r"--d-steps must be at least 0 \(0 = the recipe's\), got -1"):
+        TrainConfig(data=["x"], d_steps=-1).validate()

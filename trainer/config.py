@@ -90,6 +90,16 @@ class TrainConfig:
     d_warmup_steps: int = _opt(0, "discriminator-only updates before the generator's first "
                                "update in this process (0 = off): lets a discriminator catch up "
                                "with a generator trained without it, before a GAN phase")
+    d_steps: int = _opt(0, "discriminator updates per generator update, each on its own batch "
+                        "(0 = the recipe's: 1 for deepfill_v2, as the reference; 5 for "
+                        "deepfill_v1)")
+    d_translate: int = _opt(0, "shift each discriminator input by a random whole number of "
+                            "pixels up to this, in x and y (deepfill_v2; 0 = off, the "
+                            "reference's): DiffAugment-style translation, so the generator "
+                            "cannot learn a pattern aligned with the discriminator's stride grid")
+    d_blur: bool = _opt(False, "low-pass each discriminator conv's input before its stride-2 "
+                        "sampling (deepfill_v2's SN-PatchGAN; off = the reference): "
+                        "anti-aliasing against a stride-aligned grid in the generator's fills")
     channels_last: bool = _opt(False, "channels-last memory format (faster convolutions on GPU)")
     compile: bool = _opt(False, "torch.compile the generator and discriminators")
     grad_clip: float = _opt(0.0, "clip each network's gradient norm to this (0 = off)")
@@ -99,6 +109,9 @@ class TrainConfig:
                             "perceptual/style/consistency losses")
     freeze_coarse: bool = _opt(False, "freeze the coarse network (parameters named coarse*); "
                                "only the refinement trains")
+    train_only: list = _opt([], "train only the generator parameters whose names start with one "
+                            "of these prefixes, e.g. refine_net.decoder.4 (default: all; "
+                            "freezes the rest, as --freeze-coarse does)", nargs="+", parse=str)
     freeze_enc_bn: bool = _opt(False, "pconv: keep the encoder's batch norm in eval mode with "
                                "frozen statistics and affine parameters (the paper's fine-tuning "
                                "phase, with a learning rate of 5e-5: --lr-g 5e-5)")
@@ -144,6 +157,11 @@ class TrainConfig:
             raise ValueError(f"--l1-hole-weight must be positive, got {self.l1_hole_weight}")
         if self.d_warmup_steps < 0:
             raise ValueError(f"--d-warmup-steps must be at least 0, got {self.d_warmup_steps}")
+        if self.d_steps < 0:
+            raise ValueError(f"--d-steps must be at least 0 (0 = the recipe's), got {self.d_steps}")
+        if not 0 <= self.d_translate < self.size // 2:
+            raise ValueError(f"--d-translate must be in [0, {self.size // 2}) for --size "
+                             f"{self.size}, got {self.d_translate}")
         if self.gan_weight < 0:
             raise ValueError(f"--gan-weight must be at least 0, got {self.gan_weight}")
         if not 0.0 < self.discount_gamma <= 1.0:

@@ -1,7 +1,7 @@
 """The training loop: one function, :func:`train`, for train, finetune and resume.
 
-Per step (``step`` counts generator updates): for each of the recipe's ``d_steps_per_g``
-batches, run the generator and update the discriminators on its detached output; then update
+Per step (``step`` counts generator updates): for each of ``--d-steps`` (default: the
+recipe's ``d_steps_per_g``) batches, run the generator and update the discriminators on its detached output; then update
 the generator on the last batch and move the EMA copy towards it. Around that: AMP
 (autocast, plus a gradient scaler for fp16), optional ``torch.compile``, gradient clipping,
 a guard that skips any update whose gradients are not finite, DDP when launched by torchrun,
@@ -21,6 +21,7 @@ import copy
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,6 +250,29 @@ def _detached(out: dict[str, Any]) -> dict[str, Any]:
     return {k: detach(v) for k, v in out.items()}
 
 
+def _param_count(optimizer_state: dict[str, Any]) -> int:
+    """Number of parameter tensors an optimiser's ``state_dict()`` covers."""
+    return sum(len(group["params"]) for group in optimizer_state["param_groups"])
+
+
+def _train_only(G: nn.Module, prefixes: list[str]) -> int:
+    """Freeze every generator parameter whose name starts with none of ``prefixes``; returns
+    the number of values left to train. A prefix that names no parameter is an error (a typo
+    would otherwise freeze the whole network)."""
+    names = [name for name, _ in G.named_parameters()]
+    unknown = [p for p in prefixes if not any(n.startswith(p) for n in names)]
+    if unknown:
+        raise ValueError(f"--train-only: no generator parameter starts with {', '.join(unknown)} "
+                         f"(names look like {names[0]})")
+    trained = 0
+    for name, p in G.named_parameters():
+        if any(name.startswith(prefix) for prefix in prefixes):
+            trained += p.numel() if p.requires_grad else 0
+        else:
+            p.requires_grad_(False)
+    return trained
+
+
 def _freeze_coarse(G: nn.Module) -> int:
     frozen = 0
     for name, p in G.named_parameters():
@@ -361,6 +385,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
         D.to(memory_format=torch.channels_last)
     if cfg.freeze_coarse:
         _freeze_coarse(G)
+    if cfg.train_only:
+        _train_only(G, cfg.train_only)
     seed = cfg.seed + env.rank
     random.seed(seed)
     np.random.seed(seed)
@@ -388,8 +414,16 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
         ema.load_state_dict(resume_state["ema"])
         D.load_state_dict(resume_state["discriminators"])
         # A relay state (trainer/relay.py) carries no optimizer moments: Adam starts afresh.
-        if resume_state["opt_g"] is not None:
-            opt_g.load_state_dict(resume_state["opt_g"])
+        saved_g = resume_state["opt_g"]
+        if saved_g is not None and _param_count(saved_g) != len(g_params):
+            # --train-only or --freeze-coarse changed on resume: the moments belong to another
+            # set of parameters, so the generator's Adam starts afresh (as from a relay state).
+            print(f"note: the generator now trains {len(g_params)} parameter tensors, the "
+                  f"checkpoint's optimiser {_param_count(saved_g)}: its Adam starts afresh",
+                  file=sys.stderr)
+            saved_g = None
+        if saved_g is not None:
+            opt_g.load_state_dict(saved_g)
         if opt_d is not None and resume_state["opt_d"] is not None:
             opt_d.load_state_dict(resume_state["opt_d"])
         # The saved state carries the old learning rates; the configuration's win (so that
@@ -471,13 +505,14 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
         elif cfg.d_warmup_steps:
             progress.event("d_warmup", step, updates=0,
                            note="skipped: this run trains no discriminator (--gan-weight 0?)")
+        d_steps = cfg.d_steps or recipe.d_steps_per_g
         while step < cfg.steps:
             # Discriminator updates (the last one on the batch the generator then trains on).
             losses: dict[str, float] = {}
             ok = torch.ones((), dtype=torch.bool, device=device)
-            for i in range(recipe.d_steps_per_g):
+            for i in range(d_steps):
                 batch = batches.next()
-                last = i == recipe.d_steps_per_g - 1
+                last = i == d_steps - 1
                 with autocast(), torch.set_grad_enabled(last):
                     out = recipe.run_generator(G_run, batch)
                 if opt_d is not None and recipe.trains_discriminator:
@@ -499,7 +534,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
             bad_run = (bad_run + 1) * ~ok
             losses.update(g_parts)
             step += 1
-            images = cfg.batch_size * env.world_size * recipe.d_steps_per_g
+            images = cfg.batch_size * env.world_size * d_steps
             counters["images"] += images
             window_images += images
 

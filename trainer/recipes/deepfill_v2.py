@@ -20,7 +20,10 @@ sketch was dropped. Adam lr 1e-4, betas (0.5, 0.999) for both networks, one D st
 Two options depart from the reference for sample efficiency on small compute (issue 11):
 ``--l1-hole-weight W`` weighs the hole's L1 W times the known pixels' (``losses.hole_valid_l1``
 with weights W and 1, each a mean over all pixels; W = 1 is the reference's plain L1), and
-``--gan-weight`` scales the hinge term (1 = reference).
+``--gan-weight`` scales the hinge term (1 = reference). ``--d-translate P`` shifts every
+discriminator input (real and fake, in D's and G's losses) by a random ``[-P, P]`` pixels
+(``trainer.d_augment``; 0 = reference), against the stride-aligned grid the GAN term taught
+the generator on our budget.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from torch import nn
 
 from inpaint_studio import networks
 from trainer import losses
+from trainer.d_augment import random_translate
 
 from .base import Batch, Recipe, register_recipe
 
@@ -58,7 +62,9 @@ class DeepFillV2Recipe(Recipe):
 
     def build_discriminators(self) -> nn.ModuleDict:
         # RGB + mask + sketch: the sketch channel is all zeros when a sample has none.
-        return nn.ModuleDict({"patch": networks.build_discriminator("sn_patchgan", in_channels=5)})
+        blur = bool(getattr(self.cfg, "d_blur", False))
+        return nn.ModuleDict({"patch": networks.build_discriminator("sn_patchgan", in_channels=5,
+                                                                    blur=blur)})
 
     def run_generator(self, G: nn.Module, batch: Batch) -> dict[str, Any]:
         return {"stages": tuple(G(batch["image"], batch["mask"], batch["sketch"]))}
@@ -72,11 +78,17 @@ class DeepFillV2Recipe(Recipe):
     def _d_input(rgb: torch.Tensor, batch: Batch) -> torch.Tensor:
         return torch.cat([rgb, batch["mask"], batch["sketch"]], dim=1)
 
+    def _discriminate(self, D: nn.ModuleDict, d_input: torch.Tensor) -> torch.Tensor:
+        """D's fp32 patch scores for ``d_input`` (``(N, 5, H, W)``), after the random
+        translation of ``--d-translate`` (none at 0)."""
+        shifted = random_translate(d_input, getattr(self.cfg, "d_translate", 0))
+        return D["patch"](shifted).float()
+
     def d_loss(self, D: nn.ModuleDict, batch: Batch, out: dict[str, Any]):
         fake = self._composite(batch, out)
         real_fake = torch.cat([self._d_input(batch["image"], batch),
                                self._d_input(fake, batch)], dim=0)
-        real_logits, fake_logits = D["patch"](real_fake).float().chunk(2, dim=0)
+        real_logits, fake_logits = self._discriminate(D, real_fake).chunk(2, dim=0)
         loss = losses.hinge_d_loss(real_logits, fake_logits)
         # Detached tensors, not .item(): the loop reads them only when it logs (no GPU sync
         # every step).
@@ -95,7 +107,7 @@ class DeepFillV2Recipe(Recipe):
         total = L1_WEIGHT * (l1_coarse + l1_refined)
         gan_weight = self.gan_weight
         if gan_weight > 0:
-            fake_logits = D["patch"](self._d_input(self._composite(batch, out), batch)).float()
+            fake_logits = self._discriminate(D, self._d_input(self._composite(batch, out), batch))
             gan = losses.hinge_g_loss(fake_logits)
             total = total + gan_weight * gan
         else:  # no adversarial term: spare the discriminator's forward and backward

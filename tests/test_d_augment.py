@@ -1,0 +1,103 @@
+"""Random translation of the discriminator's input (trainer.d_augment) and its wiring into the
+DeepFill v2 recipe (--d-translate)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainer.config import TrainConfig
+from trainer.d_augment import random_translate
+from trainer.recipes import get_recipe
+
+
+def _shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``x`` (C, H, W) moved down ``dy`` and right ``dx`` pixels, zeros where nothing came."""
+    _, h, w = x.shape
+    r = max(abs(dy), abs(dx))
+    padded = F.pad(x, (r,) * 4)
+    return padded[:, r - dy:r - dy + h, r - dx:r - dx + w]
+
+
+def _which_shift(out: torch.Tensor, x: torch.Tensor, max_shift: int) -> tuple[int, int]:
+    hits = [(dy, dx) for dy in range(-max_shift, max_shift + 1)
+            for dx in range(-max_shift, max_shift + 1) if torch.equal(out, _shifted(x, dy, dx))]
+    assert len(hits) == 1, hits
+    return hits[0]
+
+
+def test_each_sample_moves_whole_by_its_own_shift_within_the_range():
+    g = torch.Generator().manual_seed(0)
+    # Distinct values everywhere (all > 0), so a shift is identified without ambiguity.
+    x = torch.rand(64, 3, 12, 10, generator=g) + 1
+    out = random_translate(x, 3, generator=torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    shifts = [_which_shift(o, s, 3) for o, s in zip(out, x)]
+    # Every channel moved with its sample (checked by torch.equal on the whole sample above);
+    # the shifts differ between samples and reach both signs of both axes.
+    assert len(set(shifts)) > 20
+    assert {min(s[0] for s in shifts), max(s[0] for s in shifts)} == {-3, 3}
+    assert {min(s[1] for s in shifts), max(s[1] for s in shifts)} == {-3, 3}
+
+
+def test_zero_shift_is_the_identity_and_a_negative_one_is_refused():
+    x = torch.rand(2, 5, 8, 8)
+    assert random_translate(x, 0) is x
+    with pytest.raises(ValueError, match="max_shift must be at least 0, got -1"):
+        random_translate(x, -1)
+
+
+def test_translation_passes_gradients_back_and_keeps_dtype_and_memory_format():
+    x = (torch.rand(2, 5, 16, 16) + 1).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    out = random_translate(x, 4, generator=torch.Generator().manual_seed(0))
+    assert out.dtype == torch.bfloat16 and out.is_contiguous(memory_format=torch.channels_last)
+    out.float().sum().backward()
+    # Each input pixel that stayed inside the frame gets gradient 1, the ones shifted out 0.
+    kept = x.grad.float()
+    assert set(kept.unique().tolist()) <= {0.0, 1.0}
+    assert kept.sum() == out.detach().ne(0).sum() < x.numel()
+
+
+def test_recipe_shows_the_discriminator_shifted_inputs_only_with_the_option():
+    def d_inputs(d_translate: int) -> list[torch.Tensor]:
+        cfg = TrainConfig(arch="deepfill_v2", data=["x"], size=32, d_translate=d_translate)
+        recipe = get_recipe("deepfill_v2")(cfg, torch.device("cpu"), None)
+        seen = []
+
+        class Recorder(torch.nn.Module):
+            def forward(self, x):
+                seen.append(x)
+                return torch.zeros(x.shape[0], 4)
+
+        g = torch.Generator().manual_seed(0)
+        image = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+        mask = torch.zeros(2, 1, 32, 32)
+        mask[:, :, 8:20, 10:24] = 1
+        batch = {"image": image, "mask": mask, "sketch": torch.zeros_like(mask)}
+        out = {"stages": (image.clone(), image.clone())}  # a perfect fill: composite == image
+        D = torch.nn.ModuleDict({"patch": Recorder()})
+        recipe.d_loss(D, batch, out)
+        recipe.g_loss(D, batch, out)
+        return seen, batch
+
+    (d_real_fake, g_fake), batch = d_inputs(0)
+    unshifted = torch.cat([batch["image"], batch["mask"], batch["sketch"]], dim=1)
+    assert torch.equal(d_real_fake, torch.cat([unshifted, unshifted])) and torch.equal(g_fake, unshifted)
+
+    torch.manual_seed(5)
+    (d_real_fake, g_fake), batch = d_inputs(6)
+    unshifted = torch.cat([batch["image"], batch["mask"], batch["sketch"]], dim=1)
+    for seen, source in zip([*d_real_fake, *g_fake], [*unshifted, *unshifted, *unshifted]):
+        dy, dx = _which_shift(seen, source, 6)
+        assert max(abs(dy), abs(dx)) <= 6
+    assert not torch.equal(d_real_fake, torch.cat([unshifted, unshifted]))
+
+
+def test_config_refuses_a_shift_of_half_the_crop_or_more():
+    with pytest.raises(ValueError, match=r"--d-translate must be in \[0, 64\) for --size 128, got 64"):
+        TrainConfig(data=["x"], size=128, d_translate=64).validate()
+    with pytest.raises(ValueError, match="--d-translate"):
+        TrainConfig(data=["x"], size=128, d_translate=-1).validate()
+    TrainConfig(data=["x"], size=128, d_translate=32).validate()
