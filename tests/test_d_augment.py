@@ -1,5 +1,5 @@
 """Random translation of the discriminator's input (trainer.d_augment) and its wiring into the
-DeepFill v2 recipe (--d-translate)."""
+DeepFill v2 recipe (--d-translate); the recipe's feature-matching term (--fm-weight)."""
 
 from __future__ import annotations
 
@@ -101,3 +101,35 @@ def test_config_refuses_a_shift_of_half_the_crop_or_more():
     with pytest.raises(ValueError, match="--d-translate"):
         TrainConfig(data=["x"], size=128, d_translate=-1).validate()
     TrainConfig(data=["x"], size=128, d_translate=32).validate()
+
+
+def _fm_case(fm_weight: float, fill_error: float):
+    from inpaint_studio.networks import build_discriminator
+
+    cfg = TrainConfig(arch="deepfill_v2", data=["x"], size=64, gan_weight=0.0, fm_weight=fm_weight)
+    recipe = get_recipe("deepfill_v2")(cfg, torch.device("cpu"), None)
+    torch.manual_seed(2)
+    D = torch.nn.ModuleDict({"patch": build_discriminator("sn_patchgan").eval()})
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, 16:48, 16:48] = 1
+    batch = {"image": image, "mask": mask, "sketch": torch.zeros_like(mask)}
+    refined = (image + fill_error).requires_grad_(True)
+    total, parts = recipe.g_loss(D, batch, {"stages": (image.clone(), refined)})
+    return total, parts, refined
+
+
+def test_feature_matching_is_zero_for_a_perfect_fill_and_pulls_a_wrong_one_back():
+    total, parts, _ = _fm_case(0.5, 0.0)
+    assert float(parts["g_fm"]) == 0.0 and total.item() == pytest.approx(0.0, abs=1e-6)
+    total, parts, refined = _fm_case(0.5, 0.3)
+    l1_only, no_fm, _ = _fm_case(0.0, 0.3)
+    assert "g_fm" not in no_fm and float(parts["g_fm"]) > 0
+    assert total.item() == pytest.approx(l1_only.item() + 0.5 * float(parts["g_fm"]), rel=1e-5)
+    total.backward()
+    # The term reaches the fill only through the hole (outside it the composite is the photo),
+    # and on top of the L1's gradient there.
+    grad = refined.grad
+    assert grad[:, :, 16:48, 16:48].abs().sum() > 0
+    with pytest.raises(ValueError, match="--fm-weight must be at least 0, got -1"):
+        TrainConfig(data=["x"], fm_weight=-1).validate()

@@ -292,6 +292,23 @@ def test_sn_patchgan_blur_loads_the_same_weights_and_low_passes_the_input():
     assert blurred_change < 0.1 * plain_change
 
 
+@pytest.mark.parametrize("blur", [False, True])
+def test_sn_patchgan_features_are_the_blocks_outputs_ending_in_the_score(blur):
+    torch.manual_seed(5)
+    d = build_discriminator("sn_patchgan", blur=blur).eval()
+    x = torch.randn(2, 5, 128, 64)
+    with torch.no_grad():
+        feats = d.features(x)
+        score = d(x)
+    assert [tuple(f.shape) for f in feats] == [
+        (2, w, 128 // 2 ** i, 64 // 2 ** i) for i, w in enumerate(d_widths(d), start=1)]
+    torch.testing.assert_close(feats[-1].flatten(1), score)
+
+
+def d_widths(d: SNPatchGAN) -> list[int]:
+    return [m.out_channels for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
 def test_sn_patchgan_is_spectrally_normalised():
     """Scaling a conv's raw weight does not change the output: it is divided by its norm."""
     torch.manual_seed(3)

@@ -90,6 +90,9 @@ class TrainConfig:
     d_warmup_steps: int = _opt(0, "discriminator-only updates before the generator's first "
                                "update in this process (0 = off): lets a discriminator catch up "
                                "with a generator trained without it, before a GAN phase")
+    fm_weight: float = _opt(0.0, "weight of a feature-matching term (deepfill_v2): L1 between the "
+                            "discriminator's features of the fill and of the photo, each of its "
+                            "six blocks weighing the same (pix2pixHD; 0 = off, the reference's)")
     d_steps: int = _opt(0, "discriminator updates per generator update, each on its own batch "
                         "(0 = the recipe's: 1 for deepfill_v2, as the reference; 5 for "
                         "deepfill_v1)")
@@ -157,6 +160,8 @@ class TrainConfig:
             raise ValueError(f"--l1-hole-weight must be positive, got {self.l1_hole_weight}")
         if self.d_warmup_steps < 0:
             raise ValueError(f"--d-warmup-steps must be at least 0, got {self.d_warmup_steps}")
+        if self.fm_weight < 0:
+            raise ValueError(f"--fm-weight must be at least 0, got {self.fm_weight}")
         if self.d_steps < 0:
             raise ValueError(f"--d-steps must be at least 0 (0 = the recipe's), got {self.d_steps}")
         if not 0 <= self.d_translate < self.size // 2:

@@ -45,9 +45,17 @@ class SNPatchGAN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.blur is None:
             return self.body(x).flatten(1)
+        return self.features(x)[-1].flatten(1)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each conv block's output (after its LeakyReLU), ``(B, width_i, H / 2**i, W / 2**i)``
+        for i = 1..6; the last, flattened, is :meth:`forward`'s score."""
+        out = []
         for layer in self.body:
-            x = layer(self.blur(x)) if isinstance(layer, nn.Conv2d) else layer(x)
-        return x.flatten(1)
+            x = layer(self.blur(x)) if self.blur is not None and isinstance(layer, nn.Conv2d) else layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                out.append(x)
+        return out
 
 
 class BinomialBlur(nn.Module):

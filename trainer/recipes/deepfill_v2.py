@@ -23,7 +23,9 @@ with weights W and 1, each a mean over all pixels; W = 1 is the reference's plai
 ``--gan-weight`` scales the hinge term (1 = reference). ``--d-translate P`` shifts every
 discriminator input (real and fake, in D's and G's losses) by a random ``[-P, P]`` pixels
 (``trainer.d_augment``; 0 = reference), against the stride-aligned grid the GAN term taught
-the generator on our budget.
+the generator on our budget; ``--fm-weight`` adds pix2pixHD's feature matching (L1 between D's
+block outputs for the composite and the photo, unshifted). Neither removed that lattice
+(docs/training.md, A/B 13).
 """
 
 from __future__ import annotations
@@ -106,6 +108,17 @@ class DeepFillV2Recipe(Recipe):
         l1_refined = self._l1(refined, batch)
         total = L1_WEIGHT * (l1_coarse + l1_refined)
         gan_weight = self.gan_weight
+        fm_weight = getattr(self.cfg, "fm_weight", 0.0)
+        parts = {}
+        if fm_weight > 0:
+            # Real and fake unshifted: the term compares them feature by feature, in place.
+            fake_features = D["patch"].features(self._d_input(self._composite(batch, out), batch))
+            with torch.no_grad():
+                real_features = D["patch"].features(self._d_input(batch["image"], batch))
+            fm = torch.stack([(f.float() - r.float()).abs().mean()
+                              for f, r in zip(fake_features, real_features)]).mean()
+            total = total + fm_weight * fm
+            parts["g_fm"] = fm.detach()
         if gan_weight > 0:
             fake_logits = self._discriminate(D, self._d_input(self._composite(batch, out), batch))
             gan = losses.hinge_g_loss(fake_logits)
@@ -113,4 +126,4 @@ class DeepFillV2Recipe(Recipe):
         else:  # no adversarial term: spare the discriminator's forward and backward
             gan = torch.zeros((), device=total.device)
         return total, {"g_total": total.detach(), "l1_coarse": l1_coarse.detach(),
-                       "l1_refined": l1_refined.detach(), "g_hinge": gan.detach()}
+                       "l1_refined": l1_refined.detach(), "g_hinge": gan.detach(), **parts}
