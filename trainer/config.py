@@ -92,7 +92,8 @@ class TrainConfig:
                                "with a generator trained without it, before a GAN phase")
     fm_weight: float = _opt(0.0, "weight of a feature-matching term (deepfill_v2): L1 between the "
                             "discriminator's features of the fill and of the photo, each of its "
-                            "six blocks weighing the same (pix2pixHD; 0 = off, the reference's)")
+                            "six blocks weighing the same (pix2pixHD; 0 = off, the "
+                            "reference's; with --gan-weight 0 the discriminator stays as loaded)")
     d_steps: int = _opt(0, "discriminator updates per generator update, each on its own batch "
                         "(0 = the recipe's: 1 for deepfill_v2, as the reference; 5 for "
                         "deepfill_v1)")

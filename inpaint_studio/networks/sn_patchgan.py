@@ -10,8 +10,9 @@ by LeakyReLU(0.2). H and W should be multiples of 64 for an exact 1/64 map.
 [1, 2, 1] x [1, 2, 1] / 16 filter before its stride-2 sampling, the anti-aliasing of Zhang,
 "Making Convolutional Networks Shift-Invariant Again" (ICML 2019) and of StyleGAN2's
 discriminator. Why: a stride-2 conv folds a 4-8 px pattern into coarser frequencies, and a
-generator trained against it learned such a crosshatch (docs/training.md, A/B 12, leg 13). The
-filter has no parameters, so a discriminator's weights load either way.
+generator trained against it learned such a crosshatch (docs/training.md, A/B 12, leg 13;
+the blur did not remove it, A/B 13). The filter has no parameters, so a discriminator's
+weights load either way.
 """
 
 from __future__ import annotations

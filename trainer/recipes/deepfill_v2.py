@@ -17,15 +17,16 @@ for the whole batch as D's mask channel; we give each sample its own mask. The s
 follows the reference's edge-guided variant (D sees the sketch too), with zeros where the
 sketch was dropped. Adam lr 1e-4, betas (0.5, 0.999) for both networks, one D step per G step.
 
-Two options depart from the reference for sample efficiency on small compute (issue 11):
+Options that depart from the reference, for sample efficiency on small compute (issue 11):
 ``--l1-hole-weight W`` weighs the hole's L1 W times the known pixels' (``losses.hole_valid_l1``
 with weights W and 1, each a mean over all pixels; W = 1 is the reference's plain L1), and
 ``--gan-weight`` scales the hinge term (1 = reference). ``--d-translate P`` shifts every
 discriminator input (real and fake, in D's and G's losses) by a random ``[-P, P]`` pixels
 (``trainer.d_augment``; 0 = reference), against the stride-aligned grid the GAN term taught
 the generator on our budget; ``--fm-weight`` adds pix2pixHD's feature matching (L1 between D's
-block outputs for the composite and the photo, unshifted). Neither removed that lattice
-(docs/training.md, A/B 13).
+block outputs for the composite and the photo, unshifted; with ``--gan-weight 0`` D is not
+trained and serves as a fixed feature network). Neither removed that lattice (docs/training.md,
+A/B 13).
 """
 
 from __future__ import annotations
