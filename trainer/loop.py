@@ -1,12 +1,13 @@
 """The training loop: one function, :func:`train`, for train, finetune and resume.
 
-Per step (``step`` counts generator updates): for each of ``--d-steps`` (default: the
-recipe's ``d_steps_per_g``) batches, run the generator and update the discriminators on its
-detached output; then update the generator on the last batch and move the EMA copy towards
-it. Around that: AMP (autocast, plus a gradient scaler for fp16), optional ``torch.compile``,
-gradient clipping, a guard that skips any update whose gradients are not finite, DDP when launched by torchrun,
-validation of the EMA generator on a fixed set, sample grids, early stopping and atomic
-checkpoints from which ``--resume`` continues exactly (checkpoint layout: ``checkpoint.py``).
+Per step (``step`` counts generator updates): for each of ``--d-steps`` (default: the recipe's
+``d_steps_per_g``) batches, run the generator and update the discriminators on its detached
+output; then update the generator on the last batch and move the EMA copy towards it. Around
+that: AMP (autocast, plus a gradient scaler for fp16), optional ``torch.compile``, gradient
+clipping, a guard that skips any update whose gradients are not finite, DDP when launched by
+torchrun, validation of the EMA generator on a fixed set, sample grids, early stopping and
+atomic checkpoints from which ``--resume`` continues exactly (checkpoint layout:
+``checkpoint.py``).
 
 Exact resume: the data order (epoch and position in it), weights, optimizer and scaler
 states and every random generator are restored. With ``--workers 0`` and ``--deterministic``
