@@ -432,3 +432,16 @@ def test_d_steps_gives_the_discriminator_several_updates_per_generator_update(tm
     assert state["counters"]["images"] == 2 * 3 * cfg.batch_size
     with pytest.raises(ValueError, match=r"--d-steps must be at least 0 \(0 = the recipe's\), got -1"):
         TrainConfig(data=["x"], d_steps=-1).validate()
+
+
+def test_freeze_coarse_freezes_exactly_the_coarse_network_and_needs_one():
+    from inpaint_studio.networks import build
+    from trainer.freeze import freeze_coarse
+
+    G = build("deepfill_v2", **GEN_ARGS)
+    frozen = freeze_coarse(G)
+    coarse = {n for n, _ in G.named_parameters() if n.startswith("coarse")}
+    assert coarse and frozen == sum(p.numel() for n, p in G.named_parameters() if n in coarse)
+    assert all(p.requires_grad is (n not in coarse) for n, p in G.named_parameters())
+    with pytest.raises(ValueError, match="--freeze-coarse: generator 'pconv' has no parameters named coarse"):
+        freeze_coarse(build("pconv"))

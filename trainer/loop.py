@@ -42,6 +42,7 @@ from inpaint_studio.weights import load_model
 from .checkpoint import BEST, LAST, capture_rng, restore_rng, save_checkpoint
 from .config import TrainConfig
 from .batches import Batches, training_data
+from . import freeze
 from .evaluate import batch_metrics
 from .progress import Progress, sample_grid
 from .recipes import Recipe, get_recipe
@@ -256,35 +257,6 @@ def _param_count(optimizer_state: dict[str, Any]) -> int:
     return sum(len(group["params"]) for group in optimizer_state["param_groups"])
 
 
-def _train_only(G: nn.Module, prefixes: list[str]) -> int:
-    """Freeze every generator parameter whose name starts with none of ``prefixes``; returns
-    the number of values left to train. A prefix that names no parameter is an error (a typo
-    would otherwise freeze the whole network)."""
-    names = [name for name, _ in G.named_parameters()]
-    unknown = [p for p in prefixes if not any(n.startswith(p) for n in names)]
-    if unknown:
-        raise ValueError(f"--train-only: no generator parameter starts with {', '.join(unknown)} "
-                         f"(names look like {names[0]})")
-    trained = 0
-    for name, p in G.named_parameters():
-        if any(name.startswith(prefix) for prefix in prefixes):
-            trained += p.numel() if p.requires_grad else 0
-        else:
-            p.requires_grad_(False)
-    return trained
-
-
-def _freeze_coarse(G: nn.Module) -> int:
-    frozen = 0
-    for name, p in G.named_parameters():
-        if name.startswith("coarse"):
-            p.requires_grad_(False)
-            frozen += p.numel()
-    if not frozen:
-        raise ValueError(f"--freeze-coarse: generator {G.arch!r} has no parameters named coarse*")
-    return frozen
-
-
 def _load_vgg(recipe_cls: type[Recipe], cfg: TrainConfig, device: torch.device) -> nn.Module | None:
     if not recipe_cls.needs_vgg:
         return None
@@ -385,9 +357,9 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
     if cfg.freeze_coarse:
-        _freeze_coarse(G)
+        freeze.freeze_coarse(G)
     if cfg.train_only:
-        _train_only(G, cfg.train_only)
+        freeze.train_only(G, cfg.train_only)
     seed = cfg.seed + env.rank
     random.seed(seed)
     np.random.seed(seed)
