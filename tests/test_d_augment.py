@@ -103,10 +103,11 @@ def test_config_refuses_a_shift_of_half_the_crop_or_more():
     TrainConfig(data=["x"], size=128, d_translate=32).validate()
 
 
-def _fm_case(fm_weight: float, fill_error: float):
+def _fm_case(fm_weight: float, fill_error: float, gan_weight: float = 0.0):
     from inpaint_studio.networks import build_discriminator
 
-    cfg = TrainConfig(arch="deepfill_v2", data=["x"], size=64, gan_weight=0.0, fm_weight=fm_weight)
+    cfg = TrainConfig(arch="deepfill_v2", data=["x"], size=64, gan_weight=gan_weight,
+                      fm_weight=fm_weight)
     recipe = get_recipe("deepfill_v2")(cfg, torch.device("cpu"), None)
     torch.manual_seed(2)
     D = torch.nn.ModuleDict({"patch": build_discriminator("sn_patchgan").eval()})
@@ -133,3 +134,12 @@ def test_feature_matching_is_zero_for_a_perfect_fill_and_pulls_a_wrong_one_back(
     assert grad[:, :, 16:48, 16:48].abs().sum() > 0
     with pytest.raises(ValueError, match="--fm-weight must be at least 0, got -1"):
         TrainConfig(data=["x"], fm_weight=-1).validate()
+
+
+def test_with_feature_matching_the_gan_term_is_the_discriminators_score_of_the_fill():
+    """FM and GAN together: the hinge term (read off the features' last block) equals the one
+    computed without feature matching, so the total is the sum of the three terms."""
+    both, parts, _ = _fm_case(0.5, 0.3, gan_weight=0.25)
+    gan_only, gan_parts, _ = _fm_case(0.0, 0.3, gan_weight=0.25)
+    torch.testing.assert_close(parts["g_hinge"], gan_parts["g_hinge"])
+    assert both.item() == pytest.approx(gan_only.item() + 0.5 * float(parts["g_fm"]), rel=1e-5)

@@ -44,8 +44,6 @@ class SNPatchGAN(nn.Module):
         self.blur = BinomialBlur() if blur else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.blur is None:
-            return self.body(x).flatten(1)
         return self.features(x)[-1].flatten(1)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:

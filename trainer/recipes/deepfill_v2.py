@@ -111,17 +111,22 @@ class DeepFillV2Recipe(Recipe):
         gan_weight = self.gan_weight
         fm_weight = getattr(self.cfg, "fm_weight", 0.0)
         parts = {}
+        fake_input = self._d_input(self._composite(batch, out), batch)
+        fake_logits = None
         if fm_weight > 0:
             # Real and fake unshifted: the term compares them feature by feature, in place.
-            fake_features = D["patch"].features(self._d_input(self._composite(batch, out), batch))
+            fake_features = D["patch"].features(fake_input)
             with torch.no_grad():
                 real_features = D["patch"].features(self._d_input(batch["image"], batch))
             fm = torch.stack([(f.float() - r.float()).abs().mean()
                               for f, r in zip(fake_features, real_features)]).mean()
             total = total + fm_weight * fm
             parts["g_fm"] = fm.detach()
+            if not getattr(self.cfg, "d_translate", 0):  # D's unshifted score is the last block
+                fake_logits = fake_features[-1].flatten(1).float()
         if gan_weight > 0:
-            fake_logits = self._discriminate(D, self._d_input(self._composite(batch, out), batch))
+            if fake_logits is None:
+                fake_logits = self._discriminate(D, fake_input)
             gan = losses.hinge_g_loss(fake_logits)
             total = total + gan_weight * gan
         else:  # no adversarial term: spare the discriminator's forward and backward
