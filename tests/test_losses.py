@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -307,3 +309,56 @@ def test_discounted_l1_matches_a_hand_computation():
     # weights 0.9 ** 1 at both hole pixels; 4 hole elements (2 pixels x 2 channels)
     expected = (0.5 * 0.9 + 2.0 * 0.9) / 4
     assert L.discounted_l1(out, gt, mask, gamma=0.9).item() == pytest.approx(expected)
+
+
+def _texture(seed: int = 0, size: int = 64) -> torch.Tensor:
+    """``(1, 3, size, size)`` random texture with mean about 0 and std 0.3."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, 3, size, size, generator=g) * 0.3
+
+
+def _square_hole(size: int = 64, lo: int = 16, hi: int = 48) -> torch.Tensor:
+    mask = torch.zeros(1, 1, size, size)
+    mask[:, :, lo:hi, lo:hi] = 1
+    return mask
+
+
+def test_local_spectrum_loss_is_zero_for_the_photo_and_ignores_colour_offsets():
+    gt, mask = _texture(), _square_hole()
+    assert L.local_spectrum_loss(gt, gt, mask).item() == 0.0
+    # Each window loses its mean: a colour shift is the L1's business, not this term's.
+    assert L.local_spectrum_loss(gt + 0.4, gt, mask).item() == pytest.approx(0.0, abs=1e-4)
+    # No window overlaps a hole: nothing to compare.
+    assert L.local_spectrum_loss(gt * 0, gt, torch.zeros_like(mask)).item() == 0.0
+
+
+def test_local_spectrum_loss_of_a_contrast_change_is_log_of_the_factor_both_ways():
+    gt, mask = _texture(), torch.ones(1, 1, 64, 64)
+    for factor in (2.0, 0.5):  # too much detail costs as much as too little
+        loss = L.local_spectrum_loss(gt * factor, gt, mask, floor=1e-12)
+        assert loss.item() == pytest.approx(math.log(2.0), rel=1e-3)
+
+
+def test_local_spectrum_loss_is_phase_free_where_the_l1_is_not():
+    """The photo's texture shifted by half its period costs the L1 most and this term
+    almost nothing; a flat fill costs this term most."""
+    y, x = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    stripes = torch.sin(2 * math.pi * (x + 0.5 * y) / 6).expand(1, 3, 64, 64) * 0.5
+    shifted = torch.sin(2 * math.pi * (x + 3 + 0.5 * y) / 6).expand(1, 3, 64, 64) * 0.5
+    mask = torch.ones(1, 1, 64, 64)
+    flat = torch.zeros_like(stripes)
+    spectral_shifted = L.local_spectrum_loss(shifted, stripes, mask).item()
+    spectral_flat = L.local_spectrum_loss(flat, stripes, mask).item()
+    assert spectral_shifted < 0.1 * spectral_flat
+    assert L.l1(shifted, stripes).item() > L.l1(flat, stripes).item()
+
+
+def test_local_spectrum_loss_reaches_only_windows_that_touch_the_hole():
+    gt, mask = _texture(), _square_hole(64, 40, 48)
+    # (A fill exactly flat everywhere would get no gradient: |F| has no direction at 0.)
+    out = (0.1 * _texture(seed=1)).requires_grad_(True)
+    L.local_spectrum_loss(out, gt, mask, window=16, stride=8, scales=(1,)).backward()
+    grad = out.grad.abs().sum(dim=1)[0]
+    # Windows start every 8 px; those overlapping rows/cols 40..47 cover 24..63.
+    assert grad[24:, 24:].sum() > 0
+    assert grad[:24].sum() == 0 and grad[:, :24].sum() == 0

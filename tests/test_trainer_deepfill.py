@@ -115,6 +115,39 @@ def test_deepfill_v2_recipe_losses_follow_the_reference_formula():
     assert d_const.item() == pytest.approx(1.0)
 
 
+def test_spectral_weight_adds_the_local_spectrum_term_of_the_composite():
+    """--spectral-weight W: total = the L1s + W * local_spectrum_loss(composite, photo, mask),
+    reported as g_spectral; the term's gradient reaches the fill only in and next to the hole
+    (the composite is the photo elsewhere), and a negative weight is refused."""
+    from trainer import losses
+
+    batch = _batch()
+    torch.manual_seed(0)
+    coarse = batch["image"] + 0.1 * torch.randn_like(batch["image"])
+    refined = (0.5 * batch["image"]).requires_grad_(True)
+    out = {"stages": (coarse, refined)}
+    no_d = torch.nn.ModuleDict()
+
+    def g_loss(weight):
+        cfg = TrainConfig(arch="deepfill_v2", data=["x"], size=64, gan_weight=0.0,
+                          spectral_weight=weight)
+        return get_recipe("deepfill_v2")(cfg, torch.device("cpu"), None).g_loss(no_d, batch, out)
+
+    plain, plain_parts = g_loss(0.0)
+    total, parts = g_loss(0.5)
+    composite = refined * batch["mask"] + batch["image"] * (1 - batch["mask"])
+    expected = losses.local_spectrum_loss(composite, batch["image"], batch["mask"])
+    assert "g_spectral" not in plain_parts and float(parts["g_spectral"]) > 0.1
+    torch.testing.assert_close(parts["g_spectral"], expected.detach())
+    assert total.item() == pytest.approx(plain.item() + 0.5 * expected.item(), rel=1e-5)
+    spectral_grad, = torch.autograd.grad(total - plain, refined)
+    assert spectral_grad[:, :, 16:40, 8:48].abs().sum() > 0
+    outside = batch["mask"].expand_as(refined) == 0
+    assert spectral_grad[outside].abs().max() < 1e-6
+    with pytest.raises(ValueError, match="--spectral-weight must be at least 0, got -1"):
+        TrainConfig(data=["x"], spectral_weight=-1).validate()
+
+
 @pytest.mark.slow
 def test_deepfill_v2_training_lowers_the_l1(trained_run):
     log = read_log(trained_run)

@@ -94,6 +94,10 @@ class TrainConfig:
                             "discriminator's features of the fill and of the photo, each of its "
                             "six blocks weighing the same (pix2pixHD; 0 = off, the "
                             "reference's; with --gan-weight 0 the discriminator stays as loaded)")
+    spectral_weight: float = _opt(0.0, "weight of a local-spectrum term (deepfill_v2): L1 between "
+                                  "the log amplitude spectra of the fill's and the photo's 16 px "
+                                  "windows over the hole, at full and half resolution "
+                                  "(trainer.losses.local_spectrum_loss; 0 = off, the reference's)")
     d_steps: int = _opt(0, "discriminator updates per generator update, each on its own batch "
                         "(0 = the recipe's: 1 for deepfill_v2, as the reference; 5 for "
                         "deepfill_v1)")
@@ -163,6 +167,8 @@ class TrainConfig:
             raise ValueError(f"--d-warmup-steps must be at least 0, got {self.d_warmup_steps}")
         if self.fm_weight < 0:
             raise ValueError(f"--fm-weight must be at least 0, got {self.fm_weight}")
+        if self.spectral_weight < 0:
+            raise ValueError(f"--spectral-weight must be at least 0, got {self.spectral_weight}")
         if self.d_steps < 0:
             raise ValueError(f"--d-steps must be at least 0 (0 = the recipe's), got {self.d_steps}")
         if not 0 <= self.d_translate < self.size // 2:

@@ -50,6 +50,47 @@ def hole_valid_l1(out: Tensor, gt: Tensor, mask: Tensor, hole_w: float, valid_w:
     return hole_w * (diff * mask).mean() + valid_w * (diff * (1 - mask)).mean()
 
 
+def local_spectrum_loss(out: Tensor, gt: Tensor, mask: Tensor, window: int = 16,
+                        stride: int = 8, scales: Sequence[int] = (1, 2),
+                        floor: float = 0.02) -> Tensor:
+    """Phase-free texture loss: L1 between the log amplitude spectra of ``out``'s and ``gt``'s
+    local windows, over the windows that overlap the hole.
+
+    Each ``window`` x ``window`` window (every ``stride`` pixels, per channel, at each of
+    ``scales``: the images area-averaged that many times first) loses its mean, is tapered by a
+    2-D Hann window and Fourier transformed; the loss compares ``log(|F| + floor)`` of the two
+    images frequency by frequency, weighting each window by its share of hole pixels. A blurred
+    fill has too little amplitude at high frequencies and a periodic lattice too much at a few
+    (the spectral loss of Durall et al., "Watch your up-convolution", CVPR 2020, is the global,
+    azimuthally averaged cousin); neither is the L1's business, which cannot see detail whose
+    phase it cannot predict. ``floor`` (in the images' [-1, 1] units times the window's energy)
+    ignores amplitudes at the level of JPEG noise.
+
+    out, gt: ``(B, C, H, W)``, H and W at least ``window`` at the largest scale; mask:
+    ``(B, 1, H, W)``, 1 = hole. Computed in fp32 (the FFT has no bf16 kernel on the CPU).
+    Returns 0 when no window overlaps a hole.
+    """
+    taper = torch.hann_window(window, periodic=False, dtype=torch.float32, device=out.device)
+    taper = taper[:, None] * taper[None, :]
+    total = out.new_zeros((), dtype=torch.float32)
+    for scale in scales:
+        x, y, m = (t.float() for t in (out, gt, mask))
+        if scale > 1:
+            x, y, m = (F.avg_pool2d(t, scale) for t in (x, y, m))
+        b, c = x.shape[:2]
+        weights = F.unfold(m, window, stride=stride).mean(1)  # (B, L): hole share per window
+
+        def log_amplitude(image: Tensor) -> Tensor:
+            windows = F.unfold(image, window, stride=stride)  # (B, C*w*w, L)
+            windows = windows.view(b, c, window, window, -1).permute(0, 4, 1, 2, 3)
+            windows = windows - windows.mean(dim=(-2, -1), keepdim=True)
+            return torch.log(torch.fft.rfft2(windows * taper).abs() + floor)  # (B, L, C, w, w/2+1)
+
+        diff = (log_amplitude(x) - log_amplitude(y)).abs().mean(dim=(2, 3, 4))
+        total = total + (diff * weights).sum() / weights.sum().clamp_min(1e-6)
+    return total / len(scales)
+
+
 def spatial_discount(mask: Tensor, gamma: float = 0.99) -> Tensor:
     """Per-pixel weights ``gamma ** l`` (DeepFill v1, spatially discounted reconstruction loss).
 

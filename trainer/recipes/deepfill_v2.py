@@ -26,7 +26,9 @@ discriminator input (real and fake, in D's and G's losses) by a random ``[-P, P]
 the generator on our budget; ``--fm-weight`` adds pix2pixHD's feature matching (L1 between D's
 block outputs for the composite and the photo, unshifted; with ``--gan-weight 0`` D is not
 trained and serves as a fixed feature network). Neither removed that lattice (docs/training.md,
-A/B 13).
+A/B 13). ``--spectral-weight`` adds ``losses.local_spectrum_loss`` on the composite: the
+fill's local amplitude spectra against the photo's, phase-free, so detail is asked for without
+the L1's demand that it sit exactly where the photo's was (A/B 14).
 """
 
 from __future__ import annotations
@@ -124,6 +126,12 @@ class DeepFillV2Recipe(Recipe):
             parts["g_fm"] = fm.detach()
             if not getattr(self.cfg, "d_translate", 0):  # D's unshifted score is the last block
                 fake_logits = fake_features[-1].flatten(1).float()
+        spectral_weight = getattr(self.cfg, "spectral_weight", 0.0)
+        if spectral_weight > 0:
+            spectral = losses.local_spectrum_loss(self._composite(batch, out).float(),
+                                                  batch["image"], batch["mask"])
+            total = total + spectral_weight * spectral
+            parts["g_spectral"] = spectral.detach()
         if gan_weight > 0:
             if fake_logits is None:
                 fake_logits = self._discriminate(D, fake_input)
