@@ -1,25 +1,15 @@
-"""bench/model_ab.py's lattice figure: the high-pass spectrum's peak over its median must
-single out a periodic pattern in a fill, which noise of the same strength does not have."""
+"""bench/model_ab.py's pieces: the high-pass behind its "change" figure, and the sheet's zoomed
+crops, which must keep a lattice of a few pixels as sharp as it is."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bench.model_ab import high_pass, spectral_peak
+from bench.model_ab import crop_row, high_pass
 
 
 def _grey(values: np.ndarray) -> np.ndarray:
     return np.repeat(np.clip(values, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-
-
-def test_a_lattice_has_a_far_higher_spectral_peak_than_noise_of_the_same_strength():
-    rng = np.random.default_rng(0)
-    hole = np.zeros((160, 160), bool)
-    hole[16:144, 16:144] = True
-    y, x = np.mgrid[:160, :160]
-    noise = _grey(128 + rng.normal(0, 12, (160, 160)))
-    lattice = _grey(128 + 12 * np.sign(np.sin(2 * np.pi * x / 6)) * np.sign(np.sin(2 * np.pi * y / 6)))
-    assert spectral_peak(lattice, hole) > 10 * spectral_peak(noise, hole)
 
 
 def test_high_pass_removes_flat_colour_and_keeps_edges():
@@ -27,3 +17,15 @@ def test_high_pass_removes_flat_colour_and_keeps_edges():
     assert np.abs(high_pass(flat)).max() < 1e-3
     step = _grey(np.where(np.arange(40)[None, :] < 20, 60.0, 200.0).repeat(40, axis=0))
     assert np.abs(high_pass(step)[:, 18:22]).max() > 20
+    assert np.abs(high_pass(step)[:, :10]).max() < 1e-3
+
+
+def test_zoomed_crops_replicate_pixels_of_the_window():
+    y, x = np.mgrid[:50, :60]
+    checker = _grey(np.where((y + x) % 2 == 0, 0.0, 255.0))
+    (label, zoomed), = crop_row([("fill", checker)], slice(10, 20), slice(5, 25), zoom=3)
+    assert label == "fill" and zoomed.shape == (30, 60, 3)
+    # Every 3x3 block is one source pixel: the 1 px checkerboard stays black and white.
+    np.testing.assert_array_equal(zoomed[::3, ::3], checker[10:20, 5:25])
+    assert set(np.unique(zoomed)) == {0, 255}
+    np.testing.assert_array_equal(zoomed[1::3, 2::3], checker[10:20, 5:25])
