@@ -2,11 +2,13 @@
 figures and the look that decide a training recipe's arm.
 
     python bench/model_ab.py BASE.safetensors ARM.safetensors [...] [--labels base,arm,...]
-                             [--quick 8] [--sheet out/model_ab.jpg] [--data DIR]
+                             [--quick 8] [--texture none|patchmatch] [--sheet out/model_ab.jpg]
+                             [--data DIR]
 
 Every model fills the pairs of the first ``--quick`` photos (all four hole bins of each)
 through the engine API with the default options (strategy ``crop``, no texture stage), as
-``bench/quality.py`` does. Per bin and model it prints:
+``bench/quality.py`` does; ``--texture patchmatch`` adds the texture stage, as the app and the
+CLI do by default, to see what a model's fills become there. Per bin and model it prints:
 
 * hole L1 (mean absolute error in [0, 1] over the hole) and PSNR over the image;
 * detail and det/2: the fill's mean |Laplacian| over the hole / the photo's, at full and half
@@ -39,6 +41,8 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` and the package
 from bench.common import default_data_dir, load_pair, read_eval_pairs  # noqa: E402
 from bench.quality import contact_sheet, fill_once, sheet_pairs, show_hole  # noqa: E402
 from bench.texture import deepest_window, detail_ratio  # noqa: E402
+from inpaint_studio.engine import FillOptions  # noqa: E402
+from inpaint_studio.engine.request import TEXTURES  # noqa: E402
 from inpaint_studio.metrics import l1, psnr  # noqa: E402
 
 CROP = 200    # px of the 100 % crops
@@ -84,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("models", nargs="+", type=Path, help="exported models; the first is the base")
     parser.add_argument("--labels", default="", help="comma-separated names, one per model")
     parser.add_argument("--quick", type=int, default=8, help="pairs of the first N photos")
+    parser.add_argument("--texture", choices=TEXTURES, default="none",
+                        help="texture stage after the model (default none: the model's own fill)")
     parser.add_argument("--sheet-pairs", type=int, default=8)
     parser.add_argument("--sheet", type=Path, default=None, help="write the crops' sheet here")
     parser.add_argument("--data", type=Path, default=default_data_dir())
@@ -100,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     for pair in pairs:
         image, mask = load_pair(pair)
         hole = mask > 127
-        fills = [fill_once(engine, image, mask)[0] for engine in engines]
+        options = FillOptions(texture=args.texture)
+        fills = [fill_once(engine, image, mask, options)[0] for engine in engines]
         base_hp = high_pass(fills[0])
         for label, fill in zip(labels, fills):
             results[(pair.hole_bin, label)].append({
@@ -115,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
             zrows, zcols = deepest_window(hole, ZOOM_CROP)
             zoom_rows.append(crop_row(crops, zrows, zcols, ZOOM))
 
-    print(f"{len(pairs)} pairs ({args.quick} photos), engine defaults; base = {labels[0]}")
+    print(f"{len(pairs)} pairs ({args.quick} photos), engine defaults, texture {args.texture}; "
+          f"base = {labels[0]}")
     print("| bin | model | " + " | ".join(METRICS) + " |")
     print("|---" * (len(METRICS) + 2) + "|")
     for hole_bin in sorted({b for b, _ in results}):
