@@ -15,6 +15,8 @@ Papers:
 * CSA: Liu et al., "Coherent Semantic Attention for Image Inpainting", ICCV 2019
   (consistency loss; relativistic average LSGAN from Jolicoeur-Martineau, ICLR 2019).
 * WGAN-GP: Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017.
+* Spectral losses: Durall et al., "Watch your Up-Convolution", CVPR 2020 (a local, 2-D,
+  log-amplitude form here: :func:`local_spectrum_loss`).
 """
 
 from __future__ import annotations
@@ -67,16 +69,15 @@ def local_spectrum_loss(out: Tensor, gt: Tensor, mask: Tensor, window: int = 16,
     ignores amplitudes at the level of JPEG noise.
 
     out, gt: ``(B, C, H, W)``, H and W at least ``window`` at the largest scale; mask:
-    ``(B, 1, H, W)``, 1 = hole. Computed in fp32 (the FFT has no bf16 kernel on the CPU).
+    ``(B, 1, H, W)``, 1 = hole. Computed in fp32 (torch's FFT takes no bf16).
     Returns 0 when no window overlaps a hole.
     """
     taper = torch.hann_window(window, periodic=False, dtype=torch.float32, device=out.device)
     taper = taper[:, None] * taper[None, :]
     total = out.new_zeros((), dtype=torch.float32)
+    full = tuple(t.float() for t in (out, gt, mask))
     for scale in scales:
-        x, y, m = (t.float() for t in (out, gt, mask))
-        if scale > 1:
-            x, y, m = (F.avg_pool2d(t, scale) for t in (x, y, m))
+        x, y, m = full if scale == 1 else (F.avg_pool2d(t, scale) for t in full)
         b, c = x.shape[:2]
         weights = F.unfold(m, window, stride=stride).mean(1)  # (B, L): hole share per window
 
