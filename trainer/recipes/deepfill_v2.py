@@ -112,8 +112,12 @@ class DeepFillV2Recipe(Recipe):
         total = L1_WEIGHT * (l1_coarse + l1_refined)
         gan_weight = self.gan_weight
         fm_weight = getattr(self.cfg, "fm_weight", 0.0)
+        spectral_weight = getattr(self.cfg, "spectral_weight", 0.0)
         parts = {}
-        fake_input = self._d_input(self._composite(batch, out), batch)
+        # The composite and D's input only when a term reads them: the L1-only relay builds none.
+        reads_d = fm_weight > 0 or gan_weight > 0
+        composite = self._composite(batch, out) if reads_d or spectral_weight > 0 else None
+        fake_input = self._d_input(composite, batch) if reads_d else None
         fake_logits = None
         if fm_weight > 0:
             # Real and fake unshifted: the term compares them feature by feature, in place.
@@ -126,10 +130,8 @@ class DeepFillV2Recipe(Recipe):
             parts["g_fm"] = fm.detach()
             if not getattr(self.cfg, "d_translate", 0):  # D's unshifted score is the last block
                 fake_logits = fake_features[-1].flatten(1).float()
-        spectral_weight = getattr(self.cfg, "spectral_weight", 0.0)
         if spectral_weight > 0:
-            spectral = losses.local_spectrum_loss(self._composite(batch, out).float(),
-                                                  batch["image"], batch["mask"])
+            spectral = losses.local_spectrum_loss(composite.float(), batch["image"], batch["mask"])
             total = total + spectral_weight * spectral
             parts["g_spectral"] = spectral.detach()
         if gan_weight > 0:
