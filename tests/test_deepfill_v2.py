@@ -35,6 +35,13 @@ def model() -> DeepFillV2Generator:
     return _lively(build("deepfill_v2", cnum=16)).eval()
 
 
+@pytest.fixture(scope="module", params=["nearest", "bilinear"])
+def either_model(request) -> DeepFillV2Generator:
+    """As ``model``, once per up-sampling mode (the decoders' reach depends on it)."""
+    torch.manual_seed(0)
+    return _lively(build("deepfill_v2", cnum=16, upsample=request.param)).eval()
+
+
 def _inputs(batch=1, size=SIZE):
     g = torch.Generator().manual_seed(1)
     image = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
@@ -224,6 +231,17 @@ def test_optional_attention_block_and_bad_arguments():
         build("deepfill_v2", attention="nope")
     with pytest.raises(ValueError, match="cnum"):
         build("deepfill_v2", cnum=10)
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        build("deepfill_v2", upsample="bicubic")
+
+
+def test_bilinear_model_takes_the_nearest_models_weights_and_changes_its_fill(model):
+    """The up-sampling mode is not in the weights: a model can be fine-tuned across it."""
+    bilinear = build("deepfill_v2", cnum=16, upsample="bilinear").eval()
+    bilinear.load_state_dict(model.state_dict())  # strict: same names and shapes
+    image, mask = _inputs()
+    near, bil = _run(model, image, mask)[1], _run(bilinear, image, mask)[1]
+    assert (near - bil)[mask.expand_as(near).bool()].abs().mean() > 1e-3
 
 
 def test_bad_inputs_are_explained(model):
@@ -340,7 +358,8 @@ def _stages_with_both_scopes(model, image, mask):
 
 
 @pytest.mark.slow
-def test_hole_scope_keeps_every_hole_pixel(model):
+def test_hole_scope_keeps_every_hole_pixel(either_model):
+    model = either_model
     image, mask = _inputs(batch=1, size=128)  # hole rows 16..39, columns 20..47
     (expected_coarse, expected), (got_coarse, got) = _stages_with_both_scopes(model, image, mask)
     # the hole and the HD layer's seam band (up to 4 px around it) are exact in both stages, up
@@ -351,16 +370,21 @@ def test_hole_scope_keeps_every_hole_pixel(model):
     torch.testing.assert_close(got_coarse[kept], expected_coarse[kept], **WINDOW_TOL)
     assert expected_coarse[:, :, 80:].abs().min() > 0  # the reference's far rows are not 0 ...
     # ... while the hole scope decoded only the hole's window: hole cells 4..9 (rows) and
-    # 5..11 (columns) widened by DECODER_REACH + SEAM_CELLS = 5 cells: rows < 60, columns < 68
-    assert torch.count_nonzero(got_coarse[:, :, 60:]) == 0
-    assert torch.count_nonzero(got[:, :, :, 68:]) == 0
-    assert got_coarse[:, :, :60, :68].abs().min() > 0
+    # 5..11 (columns) widened by the decoder's reach + SEAM_CELLS (5 cells for nearest: rows
+    # < 60, columns < 68; 6 for bilinear)
+    reach = model.coarse_net.decoder_reach + SEAM_CELLS
+    assert reach == {"nearest": 5, "bilinear": 6}[model.coarse_net.decoder[2].upsample]
+    rows, cols = 4 * (10 + reach), 4 * (12 + reach)
+    assert torch.count_nonzero(got_coarse[:, :, rows:]) == 0
+    assert torch.count_nonzero(got[:, :, :, cols:]) == 0
+    assert got_coarse[:, :, :rows, :cols].abs().min() > 0
     with pytest.raises(ValueError, match="attention_scope"):
         model.attention_scope = "near"
 
 
 @pytest.mark.slow
-def test_hole_scope_with_per_sample_holes_in_different_columns(model):
+def test_hole_scope_with_per_sample_holes_in_different_columns(either_model):
+    model = either_model
     image, _ = _inputs(batch=2, size=128)
     mask = torch.zeros(2, 1, 128, 128)
     mask[0, :, 16:40, 8:24] = 1
@@ -380,15 +404,16 @@ def test_decoder_window_widens_the_hole_cells_and_clips_to_the_map():
     assert decoder_window(torch.zeros(2, 1, 32, 32)) is None
 
 
-def test_fast_inference_path_equals_the_training_path(model, monkeypatch):
+def test_fast_inference_path_equals_the_training_path(either_model, monkeypatch):
     """Pins the inference speed-ups (in-place gating, row bands, channels_last, Gram-matrix
     matching) to the plain autograd computation the weights were trained with."""
+    model = either_model
     image, mask = _inputs()
     with torch.enable_grad():
         expected = [t.detach() for t in model(image, mask)]
     assert expected[1].std() > 0.05  # the comparison means something
     monkeypatch.setattr("inpaint_studio.layers.gated.BAND_ELEMENTS", 4096)  # several bands per layer
-    fast = build("deepfill_v2", cnum=16).eval()
+    fast = build("deepfill_v2", cnum=16, upsample=model.coarse_net.decoder[2].upsample).eval()
     fast.load_state_dict(model.state_dict())
     fast = fast.to(memory_format=torch.channels_last)
     with torch.inference_mode():

@@ -1,4 +1,4 @@
-"""Gated convolutions: the gating formula, "same" padding and nearest-x2 up-convs."""
+"""Gated convolutions: the gating formula, "same" padding and x2 up-convs (nearest, bilinear)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from inpaint_studio.layers.gated import GatedConv2d, GatedUpConv2d
+from inpaint_studio.layers.gated import GatedConv2d, GatedUpConv2d, upsampled_rows
 
 
 def _one_by_one(activation):
@@ -59,11 +59,41 @@ def test_up_conv_is_nearest_upsampling_then_gated_conv():
     torch.testing.assert_close(out, up.conv(doubled))
 
 
+def test_bilinear_up_conv_interpolates_between_input_pixels():
+    torch.manual_seed(0)
+    up = GatedUpConv2d(1, 2, upsample="bilinear")
+    ramp = torch.arange(4.0).view(1, 1, 1, 4).expand(1, 1, 3, 4).contiguous()  # 0 1 2 3 along x
+    # quarter steps between input pixels, edges clamped: no 2x2 block grid for later layers
+    interpolated = torch.tensor([0.0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.0]).expand(1, 1, 6, 8)
+    torch.testing.assert_close(up(ramp), up.conv(interpolated.contiguous()))
+    assert not torch.allclose(up(ramp), _nearest_twin(up)(ramp))
+
+
+def _nearest_twin(up):
+    """``up``'s weights with nearest up-sampling."""
+    twin = GatedUpConv2d(up.conv.conv.in_channels, up.conv.out_ch)
+    twin.load_state_dict(up.state_dict())
+    return twin
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_upsampled_rows_are_exactly_those_of_the_whole_upsampling(mode):
+    torch.manual_seed(3)
+    x = torch.randn(1, 2, 7, 3)
+    whole = torch.nn.functional.interpolate(
+        x, scale_factor=2, mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
+    for lo in range(14):
+        for hi in range(lo + 1, 15):
+            torch.testing.assert_close(upsampled_rows(x, lo, hi, mode), whole[:, :, lo:hi])
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="odd kernel"):
         GatedConv2d(3, 3, 4)
     with pytest.raises(ValueError, match="activation"):
         GatedConv2d(3, 3, 3, activation="tanh")
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        GatedUpConv2d(3, 3, upsample="bicubic")
 
 
 @pytest.mark.parametrize("activation", ["elu", "relu", None])
@@ -94,10 +124,11 @@ def test_banded_inference_equals_the_whole_image_conv(monkeypatch, kernel, strid
     torch.testing.assert_close(banded, whole, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 @pytest.mark.parametrize("rows_per_band", [1, 2, 5])
-def test_banded_up_conv_upsamples_only_each_band(monkeypatch, rows_per_band):
+def test_banded_up_conv_upsamples_only_each_band(monkeypatch, rows_per_band, mode):
     torch.manual_seed(2)
-    up = GatedUpConv2d(3, 2)
+    up = GatedUpConv2d(3, 2, upsample=mode)
     x = torch.randn(1, 3, 7, 5)
     whole = up(x).detach()
     monkeypatch.setattr("inpaint_studio.layers.gated.BAND_ELEMENTS", 2 * 2 * 10 * rows_per_band)

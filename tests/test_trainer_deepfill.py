@@ -16,7 +16,7 @@ from PIL import Image
 from inpaint_studio import paths
 from inpaint_studio.engine.deep import DeepEngine
 from inpaint_studio.engine.request import FillOptions, FillRequest
-from inpaint_studio.weights import read_metadata
+from inpaint_studio.weights import load_model, read_metadata
 from trainer.__main__ import main
 from trainer.config import TrainConfig
 from trainer.export import export_checkpoint
@@ -315,6 +315,33 @@ def test_without_gan_term_the_discriminator_is_not_trained(tmp_path, gan_weight)
     assert len(logged) == 3 and all(("loss_d_hinge" in r) is (gan_weight > 0) for r in logged)
 
 
+
+
+def test_a_resume_can_switch_the_up_sampling_but_not_the_weights_shapes(tmp_path, capsys):
+    """--gen-args on a resume: another up-sampling mode keeps every weight's name and shape, so
+    the run continues from the saved weights with bilinear decoders (and says so), and the
+    exported model rebuilds them; a width change would need other weights and is refused."""
+    from trainer.checkpoint import load_checkpoint
+
+    photos = make_smooth_photos(tmp_path / "photos", n=4)
+    cfg = _one_step_config(tmp_path, photos)
+    train(cfg)
+    first = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert main(["train", "--resume", cfg.out, "--gen-args", json.dumps({**GEN_ARGS, "cnum": 12})]) == 2
+    assert "--gen-args {'cnum': 12} cannot change it" in capsys.readouterr().err
+    bilinear = {**GEN_ARGS, "upsample": "bilinear"}
+    assert main(["train", "--resume", cfg.out, "--steps", "2", "--gen-args", json.dumps(bilinear)]) == 0
+    assert f"continues with gen_args {bilinear!r} (was {GEN_ARGS!r}; same weights)" in capsys.readouterr().err
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["step"] == 2 and last["arch_args"]["upsample"] == "bilinear"
+    assert last["generator"].keys() == first["generator"].keys()
+    # one step from the saved weights, not from fresh ones: every weight moved by a little
+    moved = max(float((last["generator"][k] - v).abs().max()) for k, v in first["generator"].items())
+    assert 0 < moved < 0.05
+    card = export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "bilinear.safetensors")
+    assert card.arch_args["upsample"] == "bilinear"
+    model, _ = load_model(card.path)
+    assert model.refine_net.decoder[2].upsample == "bilinear"
 
 
 def test_a_gan_phase_resumes_with_the_discriminator_blurred_and_its_inputs_shifted(tmp_path):

@@ -90,7 +90,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     if getattr(args, "resume", ""):
         # A run folder, a checkpoint file or a relay state (.safetensors, trainer/relay.py).
         saved = TrainConfig.from_json(load_resume_state(args.resume)["config"])
-        _refuse_architecture_change(args, saved, f"--resume {args.resume}")
+        _refuse_architecture_change(args, saved, f"--resume {args.resume}", same_weights_ok=True)
         return config_from_args(args, base=dataclasses.replace(saved, resume=args.resume))
     defaults = FINETUNE_DEFAULTS if args.command == "finetune" else {}
     cfg = config_from_args(args, defaults=defaults)
@@ -113,15 +113,37 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
-def _refuse_architecture_change(args: argparse.Namespace, model: TrainConfig, source: str) -> None:
+def _refuse_architecture_change(args: argparse.Namespace, model: TrainConfig, source: str,
+                                same_weights_ok: bool = False) -> None:
     """A run that continues a model keeps its architecture: options that would build another
-    network are an error rather than silently ignored."""
+    network are an error rather than silently ignored. ``same_weights_ok``: a ``--gen-args``
+    whose generator has the same parameter names and shapes (another up-sampling mode, say)
+    is a change the saved weights carry over to, and is allowed (a resumed run)."""
     for name in ("arch", "gen_args", "attention"):
         given = getattr(args, name, None)
-        if given is not None and given != getattr(model, name):
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{source} is a {model.arch} model with {name} "
-                             f"{getattr(model, name)!r}; {flag} {given!r} cannot change it")
+        if given is None or given == getattr(model, name):
+            continue
+        if name == "gen_args" and same_weights_ok and _same_parameters(
+                model.arch, model.generator_args(), dataclasses.replace(model, gen_args=given).generator_args()):
+            print(f"{source}: the generator continues with gen_args {given!r} (was "
+                  f"{model.gen_args!r}; same weights)", file=sys.stderr)
+            continue
+        flag = "--" + name.replace("_", "-")
+        raise ValueError(f"{source} is a {model.arch} model with {name} "
+                         f"{getattr(model, name)!r}; {flag} {given!r} cannot change it")
+
+
+def _same_parameters(arch: str, saved_args: dict, new_args: dict) -> bool:
+    """Whether generators ``arch`` built with the two keyword sets have the same state-dict
+    names and shapes (False when the new one cannot be built)."""
+    from inpaint_studio import networks
+
+    try:
+        shapes = [{k: tuple(v.shape) for k, v in networks.build(arch, **a).state_dict().items()}
+                  for a in (saved_args, new_args)]
+    except (TypeError, ValueError):
+        return False
+    return shapes[0] == shapes[1]
 
 
 def _run_training(args: argparse.Namespace) -> int:

@@ -135,21 +135,43 @@ class GatedConv2d(nn.Module):
         return torch._C._nn.glu(y, 1, out=out)
 
 
-class GatedUpConv2d(nn.Module):
-    """Nearest-neighbour x2 upsampling then a gated 3x3 conv: ``(B, in_ch, H, W) ->
-    (B, out_ch, 2H, 2W)`` (the reference's ``gen_deconv``; avoids transposed-conv checkerboards)."""
+#: How :class:`GatedUpConv2d` doubles its input: ``"nearest"`` (the reference's) repeats each
+#: pixel 2x2; ``"bilinear"`` (``align_corners=False``) interpolates, so the up-sampled map has
+#: no 2x2 block grid for later layers to modulate into a lattice.
+UPSAMPLE_MODES = ("nearest", "bilinear")
 
-    def __init__(self, in_ch: int, out_ch: int, activation: str | None = "elu") -> None:
+
+class GatedUpConv2d(nn.Module):
+    """x2 upsampling (``upsample``: one of :data:`UPSAMPLE_MODES`) then a gated 3x3 conv:
+    ``(B, in_ch, H, W) -> (B, out_ch, 2H, 2W)`` (the reference's ``gen_deconv``, nearest;
+    avoids transposed-conv checkerboards)."""
+
+    def __init__(self, in_ch: int, out_ch: int, activation: str | None = "elu",
+                 upsample: str = "nearest") -> None:
         super().__init__()
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
+        self.upsample = upsample
         self.conv = GatedConv2d(in_ch, out_ch, 3, activation=activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_grad_enabled():
-            return self.conv.forward_banded(lambda lo, hi: _upsampled_rows(x, lo, hi), x, scale=2)
-        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+            return self.conv.forward_banded(lambda lo, hi: upsampled_rows(x, lo, hi, self.upsample), x, scale=2)
+        return self.conv(upsample2x(x, self.upsample))
 
 
-def _upsampled_rows(x: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-    """Rows ``[lo, hi)`` of ``x`` upsampled x2 (nearest), without upsampling the rest."""
-    band = F.interpolate(x[:, :, lo // 2 : (hi + 1) // 2], scale_factor=2, mode="nearest")
-    return band[:, :, lo % 2 : lo % 2 + hi - lo]
+def upsample2x(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """``(B, C, H, W) -> (B, C, 2H, 2W)``, ``mode`` one of :data:`UPSAMPLE_MODES`."""
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def upsampled_rows(x: torch.Tensor, lo: int, hi: int, mode: str = "nearest") -> torch.Tensor:
+    """Rows ``[lo, hi)`` of ``upsample2x(x, mode)``, without upsampling the rest: exactly those
+    rows. Bilinear output row ``r`` reads input rows ``(r - 1) // 2`` and ``(r + 1) // 2``
+    (clamped at the image's edges), so one more input row each side is upsampled and dropped."""
+    margin = 0 if mode == "nearest" else 1
+    s0, s1 = max(0, lo // 2 - margin), min(x.shape[2], (hi + 1) // 2 + margin)
+    band = upsample2x(x[:, :, s0:s1], mode)
+    return band[:, :, lo - 2 * s0 : hi - 2 * s0]

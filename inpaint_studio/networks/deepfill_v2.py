@@ -30,18 +30,20 @@ from .registry import register_generator
 
 #: Resolution of the contextual-attention features relative to the image.
 ATTENTION_STRIDE = 4
-#: Feature rows or columns (at 1/4) beyond which the attention output cannot reach a hole pixel: the
-#: refine layers after attention see +-5.75 feature px (two 3x3 convs, two more in the
-#: decoder at 1/4, then 3x3 convs at 1/2 and full resolution); one more for upsampling.
-ATTENTION_REACH = 7
 #: Extra feature rows/columns kept by the ``"hole"`` scope so that pixels just outside the hole
 #: are exact too: the HD layer blends the output into a band of up to 4 px around the hole
 #: (``engine.hd.SEAM_PX``), and one feature cell at 1/4 covers 4 px.
 SEAM_CELLS = 1
-#: Feature cells (at 1/4) of a decoder's input that one output pixel depends on, either way: two
-#: 3x3 convs at 1/4, two at 1/2 and three at full resolution, with nearest x2 upsampling between
-#: (pixel ``4c + j`` reads cells ``c - 4 .. c + 4`` for every ``j`` in 0..3).
-DECODER_REACH = 4
+#: Feature cells (at 1/4) of a decoder's input that one output pixel depends on, either way, per
+#: up-sampling mode (``layers.gated.UPSAMPLE_MODES``): two 3x3 convs at 1/4, two at 1/2 and three
+#: at full resolution, with x2 up-sampling between. Nearest: pixel ``4c + j`` reads cells
+#: ``c - 4 .. c + 4`` for every ``j`` in 0..3; bilinear reads one more input row or column each
+#: side per up-sampling, ``c - 5 .. c + 5``.
+DECODER_REACHES = {"nearest": 4, "bilinear": 5}
+DECODER_REACH = DECODER_REACHES["nearest"]
+#: Feature rows or columns (at 1/4) beyond which the attention output cannot reach a hole pixel:
+#: the attention decoder's two 3x3 convs, then the decoder's reach, and one cell to spare.
+ATTENTION_DECODER_REACH = 3
 SCOPES = ("all", "hole")
 
 
@@ -65,16 +67,18 @@ def _widened(spans: Spans, reach: int) -> Spans:
     return tuple((lo - reach, hi + reach) for lo, hi in spans)  # type: ignore[return-value]
 
 
-def decoder_window(feature_mask: torch.Tensor, spans: Spans | None = None) -> tuple[int, int, int, int] | None:
+def decoder_window(feature_mask: torch.Tensor, spans: Spans | None = None,
+                   reach: int = DECODER_REACH) -> tuple[int, int, int, int] | None:
     """Feature rows ``[r0, r1)`` and columns ``[c0, c1)`` (at 1/4, clipped to the map) where a
     decoder must run so that every hole pixel and the HD layer's seam band around it come out
-    as they would from the whole map: the batch's hole cells widened by ``DECODER_REACH +
-    SEAM_CELLS``. None when ``feature_mask`` ``(B, 1, h, w)`` has no hole. ``spans``: its
-    :func:`hole_cell_spans`, when the caller has them already."""
+    as they would from the whole map: the batch's hole cells widened by ``reach`` (the
+    decoder's :data:`DECODER_REACHES`) ``+ SEAM_CELLS``. None when ``feature_mask``
+    ``(B, 1, h, w)`` has no hole. ``spans``: its :func:`hole_cell_spans`, when the caller has
+    them already."""
     spans = hole_cell_spans(feature_mask) if spans is None else spans
     if spans is None:
         return None
-    (r0, r1), (c0, c1) = _widened(spans, DECODER_REACH + SEAM_CELLS)
+    (r0, r1), (c0, c1) = _widened(spans, reach + SEAM_CELLS)
     h, w = feature_mask.shape[-2:]
     return max(0, r0), min(h, r1), max(0, c0), min(w, c1)
 
@@ -113,15 +117,16 @@ def _dilated_stack(ch: int) -> list[nn.Module]:
     return [GatedConv2d(ch, ch, 3, dilation=rate) for rate in (2, 4, 8, 16)]
 
 
-def _decoder(in_ch: int, cnum: int) -> nn.Sequential:
-    """1/4 resolution ``(B, in_ch, H/4, W/4)`` -> image ``(B, 3, H, W)`` in [-1, 1]."""
+def _decoder(in_ch: int, cnum: int, upsample: str) -> nn.Sequential:
+    """1/4 resolution ``(B, in_ch, H/4, W/4)`` -> image ``(B, 3, H, W)`` in [-1, 1];
+    ``upsample``: the x2 up-samplings' mode (``layers.gated.UPSAMPLE_MODES``)."""
     c1, c2, c4 = cnum // 2, cnum, 2 * cnum
     return nn.Sequential(
         GatedConv2d(in_ch, c4, 3),
         GatedConv2d(c4, c4, 3),
-        GatedUpConv2d(c4, c2),
+        GatedUpConv2d(c4, c2, upsample=upsample),
         GatedConv2d(c2, c2, 3),
-        GatedUpConv2d(c2, c1),
+        GatedUpConv2d(c2, c1, upsample=upsample),
         GatedConv2d(c1, c1 // 2, 3),
         nn.Conv2d(c1 // 2, 3, 3, padding=1),  # plain output conv, as in the reference
         nn.Tanh(),
@@ -131,7 +136,7 @@ def _decoder(in_ch: int, cnum: int) -> nn.Sequential:
 class CoarseNet(nn.Module):
     """``(B, in_ch, H, W)`` network input -> coarse image ``(B, 3, H, W)`` in [-1, 1]."""
 
-    def __init__(self, in_ch: int, cnum: int) -> None:
+    def __init__(self, in_ch: int, cnum: int, upsample: str = "nearest") -> None:
         super().__init__()
         c1, c2, c4 = cnum // 2, cnum, 2 * cnum
         self.encoder = nn.Sequential(
@@ -143,7 +148,8 @@ class CoarseNet(nn.Module):
             GatedConv2d(c4, c4, 3),
             *_dilated_stack(c4),
         )
-        self.decoder = _decoder(c4, cnum)
+        self.decoder = _decoder(c4, cnum, upsample)
+        self.decoder_reach = DECODER_REACHES[upsample]
 
     def forward(self, x: torch.Tensor, window: tuple[int, int, int, int] | None = None) -> torch.Tensor:
         """window: feature rows and columns to decode (:func:`decoder_window`), None for all."""
@@ -157,10 +163,10 @@ class RefineNet(nn.Module):
     branch features before decoding; None keeps the reference architecture.
     scope: ``"all"`` computes contextual attention for every position (training: the raw
         output is exact everywhere); ``"hole"`` only for the feature rows and columns within
-        ``ATTENTION_REACH + SEAM_CELLS`` of the batch's hole rows and columns, which leaves every
-        hole pixel, and every pixel within 4 px of the hole (the HD layer's feathered seam), of
-        the output unchanged while the raw output farther away is not the model's (inference,
-        where only those pixels are kept). The ``"hole"`` scope also runs the attention
+        the decoder's reach ``+ ATTENTION_DECODER_REACH + SEAM_CELLS`` of the batch's hole
+        rows and columns, which leaves every hole pixel, and every pixel within 4 px of the
+        hole (the HD layer's feathered seam), of the output unchanged while the raw output
+        farther away is not the model's (inference, where only those pixels are kept). The ``"hole"`` scope also runs the attention
         decoder and the decoder on the hole's window only (:func:`decoder_window`; the raw
         output is 0 outside it). Blocks with global pooling (``attention`` set) reach
         everywhere, so they always get ``"all"``.
@@ -168,7 +174,7 @@ class RefineNet(nn.Module):
 
     scope: str = "all"
 
-    def __init__(self, cnum: int, attention: str | None = None) -> None:
+    def __init__(self, cnum: int, attention: str | None = None, upsample: str = "nearest") -> None:
         super().__init__()
         c1, c2, c4 = cnum // 2, cnum, 2 * cnum
         self.hallucination = nn.Sequential(
@@ -191,7 +197,8 @@ class RefineNet(nn.Module):
         self.contextual = ContextualAttention(ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0)
         self.attention_decoder = nn.Sequential(GatedConv2d(c4, c4, 3), GatedConv2d(c4, c4, 3))
         self.merge_attention = build_attention(attention, 2 * c4)
-        self.decoder = _decoder(2 * c4, cnum)
+        self.decoder = _decoder(2 * c4, cnum, upsample)
+        self.decoder_reach = DECODER_REACHES[upsample]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         hallucinated = self.hallucination(x)
@@ -201,12 +208,12 @@ class RefineNet(nn.Module):
         windowed = self._windowed()
         spans = hole_cell_spans(feature_mask) if windowed else None
         attended = self.contextual(features, features, feature_mask, *self._attention_window(windowed, spans))
-        window = decoder_window(feature_mask, spans) if spans is not None else None
+        window = decoder_window(feature_mask, spans, self.decoder_reach) if spans is not None else None
         if window is None:
             borrowed = self.attention_decoder(attended)
             return self.decoder(self.merge_attention(torch.cat([hallucinated, borrowed], dim=1)))
         # The attention decoder's 3x3 convs need one more cell each around the decoder's
-        # window; the attention output is exact there (ATTENTION_REACH covers them).
+        # window; the attention output is exact there (ATTENTION_DECODER_REACH covers them).
         r0, r1, c0, c1 = window
         h, w = attended.shape[-2:]
         more = len(self.attention_decoder)
@@ -230,7 +237,7 @@ class RefineNet(nn.Module):
             return None, None
         if spans is None:
             return (0, 0), (0, 0)
-        return _widened(spans, ATTENTION_REACH + SEAM_CELLS)
+        return _widened(spans, self.decoder_reach + ATTENTION_DECODER_REACH + SEAM_CELLS)
 
 
 @register_generator(
@@ -245,18 +252,24 @@ class DeepFillV2Generator(InpaintGenerator):
     use_sketch: take a sketch channel (sketch * mask; zeros when no sketch is given).
     attention: optional feature-attention block name for the refine net (``se``, ``cbam``,
         ``danet``; see ``layers.attention``), None for the reference architecture.
+    upsample: how both decoders double their resolution, ``"nearest"`` (the reference's) or
+        ``"bilinear"`` (``layers.gated.UPSAMPLE_MODES``); the weights are the same shapes, so a
+        model can be fine-tuned from one to the other.
     """
 
     stage_names = ("coarse", "refined")
     multiple = 8
 
-    def __init__(self, cnum: int = 48, use_sketch: bool = True, attention: str | None = None) -> None:
+    def __init__(self, cnum: int = 48, use_sketch: bool = True, attention: str | None = None,
+                 upsample: str = "nearest") -> None:
         super().__init__()
         if cnum < 4 or cnum % 4:
             raise ValueError(f"cnum must be a positive multiple of 4, got {cnum}")
+        if upsample not in DECODER_REACHES:
+            raise ValueError(f"upsample must be one of {tuple(DECODER_REACHES)}, got {upsample!r}")
         self.uses_sketch = bool(use_sketch)
-        self.coarse_net = CoarseNet(6 if use_sketch else 5, cnum)
-        self.refine_net = RefineNet(cnum, attention)
+        self.coarse_net = CoarseNet(6 if use_sketch else 5, cnum, upsample)
+        self.refine_net = RefineNet(cnum, attention, upsample)
         self._init_like_reference()
 
     def _init_like_reference(self) -> None:
@@ -318,7 +331,7 @@ class DeepFillV2Generator(InpaintGenerator):
             parts.append(torch.zeros_like(mask) if sketch is None else sketch * mask)
         window = None
         if self.attention_scope == "hole":  # only the hole and its seam are kept: decode there
-            window = decoder_window(F.max_pool2d(mask, ATTENTION_STRIDE))
+            window = decoder_window(F.max_pool2d(mask, ATTENTION_STRIDE), reach=self.coarse_net.decoder_reach)
         return self.coarse_net(torch.cat(parts, dim=1), window)
 
     def refine(self, image: torch.Tensor, mask: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
