@@ -123,8 +123,9 @@ def _refuse_architecture_change(args: argparse.Namespace, model: TrainConfig, so
         given = getattr(args, name, None)
         if given is None or given == getattr(model, name):
             continue
-        if name == "gen_args" and same_weights_ok and _same_parameters(
-                model.arch, model.generator_args(), dataclasses.replace(model, gen_args=given).generator_args()):
+        changed = dataclasses.replace(model, gen_args=given) if name == "gen_args" else model
+        if changed is not model and same_weights_ok and _same_parameters(
+                model.arch, model.generator_args(), changed.generator_args()):
             print(f"{source}: the generator continues with gen_args {given!r} (was "
                   f"{model.gen_args!r}; same weights)", file=sys.stderr)
             continue

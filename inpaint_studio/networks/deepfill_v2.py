@@ -166,10 +166,10 @@ class RefineNet(nn.Module):
         the decoder's reach ``+ ATTENTION_DECODER_REACH + SEAM_CELLS`` of the batch's hole
         rows and columns, which leaves every hole pixel, and every pixel within 4 px of the
         hole (the HD layer's feathered seam), of the output unchanged while the raw output
-        farther away is not the model's (inference, where only those pixels are kept). The ``"hole"`` scope also runs the attention
-        decoder and the decoder on the hole's window only (:func:`decoder_window`; the raw
-        output is 0 outside it). Blocks with global pooling (``attention`` set) reach
-        everywhere, so they always get ``"all"``.
+        farther away is not the model's (inference, where only those pixels are kept). The
+        ``"hole"`` scope also runs the attention decoder and the decoder on the hole's window
+        only (:func:`decoder_window`; the raw output is 0 outside it). Blocks with global
+        pooling (``attention`` set) reach everywhere, so they always get ``"all"``.
     """
 
     scope: str = "all"
@@ -331,7 +331,8 @@ class DeepFillV2Generator(InpaintGenerator):
             parts.append(torch.zeros_like(mask) if sketch is None else sketch * mask)
         window = None
         if self.attention_scope == "hole":  # only the hole and its seam are kept: decode there
-            window = decoder_window(F.max_pool2d(mask, ATTENTION_STRIDE), reach=self.coarse_net.decoder_reach)
+            window = decoder_window(F.max_pool2d(mask, ATTENTION_STRIDE),
+                                    reach=self.coarse_net.decoder_reach)
         return self.coarse_net(torch.cat(parts, dim=1), window)
 
     def refine(self, image: torch.Tensor, mask: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
