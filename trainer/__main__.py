@@ -123,9 +123,7 @@ def _refuse_architecture_change(args: argparse.Namespace, model: TrainConfig, so
         given = getattr(args, name, None)
         if given is None or given == getattr(model, name):
             continue
-        changed = dataclasses.replace(model, gen_args=given) if name == "gen_args" else model
-        if changed is not model and same_weights_ok and _same_parameters(
-                model.arch, model.generator_args(), changed.generator_args()):
+        if name == "gen_args" and same_weights_ok and _same_parameters(model, given):
             print(f"{source}: the generator continues with gen_args {given!r} (was "
                   f"{model.gen_args!r}; same weights)", file=sys.stderr)
             continue
@@ -134,14 +132,15 @@ def _refuse_architecture_change(args: argparse.Namespace, model: TrainConfig, so
                          f"{getattr(model, name)!r}; {flag} {given!r} cannot change it")
 
 
-def _same_parameters(arch: str, saved_args: dict, new_args: dict) -> bool:
-    """Whether generators ``arch`` built with the two keyword sets have the same state-dict
-    names and shapes (False when the new one cannot be built)."""
+def _same_parameters(model: TrainConfig, gen_args: dict) -> bool:
+    """Whether ``model``'s generator and the one ``gen_args`` would build in its place have the
+    same state-dict names and shapes (False when the new one cannot be built)."""
     from inpaint_studio import networks
 
     try:
-        shapes = [{k: tuple(v.shape) for k, v in networks.build(arch, **a).state_dict().items()}
-                  for a in (saved_args, new_args)]
+        shapes = [{k: tuple(v.shape) for k, v in
+                   networks.build(c.arch, **c.generator_args()).state_dict().items()}
+                  for c in (model, dataclasses.replace(model, gen_args=gen_args))]
     except (TypeError, ValueError):
         return False
     return shapes[0] == shapes[1]

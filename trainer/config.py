@@ -290,3 +290,13 @@ def config_from_args(
         cfg = dataclasses.replace(base, **given)
     cfg.validate()
     return cfg
+
+
+def resumed_generator_args(resume_state: dict[str, Any], cfg: TrainConfig) -> dict[str, Any]:
+    """A resumed generator's keyword arguments: the saved ``resume_state["arch_args"]``, unless
+    ``cfg.gen_args`` differs from the saved configuration's (the command line changed it, which
+    ``trainer.__main__`` allows only where the weights keep their names and shapes, e.g.
+    another up-sampling mode); then ``cfg``'s."""
+    if TrainConfig.from_json(resume_state["config"]).gen_args == cfg.gen_args:
+        return resume_state["arch_args"]
+    return cfg.generator_args()

@@ -40,7 +40,7 @@ from inpaint_studio.layers import gating
 from inpaint_studio.weights import load_model
 
 from .checkpoint import BEST, LAST, capture_rng, restore_rng, save_checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, resumed_generator_args
 from .batches import Batches, training_data
 from . import freeze
 from .evaluate import batch_metrics
@@ -257,16 +257,6 @@ def _param_count(optimizer_state: dict[str, Any]) -> int:
     return sum(len(group["params"]) for group in optimizer_state["param_groups"])
 
 
-def _resumed_generator_args(resume_state: dict[str, Any], cfg: TrainConfig) -> dict[str, Any]:
-    """The resumed generator's keyword arguments: the saved ones, unless ``cfg.gen_args`` was
-    changed on the command line (``trainer.__main__`` allows that only where the weights keep
-    their names and shapes, e.g. another up-sampling mode), then ``cfg``'s."""
-    saved = TrainConfig.from_json(resume_state["config"])
-    if saved.gen_args == cfg.gen_args:
-        return resume_state["arch_args"]
-    return cfg.generator_args()
-
-
 def _load_vgg(recipe_cls: type[Recipe], cfg: TrainConfig, device: torch.device) -> nn.Module | None:
     if not recipe_cls.needs_vgg:
         return None
@@ -348,7 +338,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> Run
     recipe = recipe_cls(cfg, device, vgg)
     base_card = None
     if resume_state is not None:
-        G = networks.build(cfg.arch, **_resumed_generator_args(resume_state, cfg))
+        G = networks.build(cfg.arch, **resumed_generator_args(resume_state, cfg))
     elif cfg.init:
         G, base_card = load_model(cfg.init)
         if G.arch != cfg.arch:

@@ -265,8 +265,6 @@ class DeepFillV2Generator(InpaintGenerator):
         super().__init__()
         if cnum < 4 or cnum % 4:
             raise ValueError(f"cnum must be a positive multiple of 4, got {cnum}")
-        if upsample not in DECODER_REACHES:
-            raise ValueError(f"upsample must be one of {tuple(DECODER_REACHES)}, got {upsample!r}")
         self.uses_sketch = bool(use_sketch)
         self.coarse_net = CoarseNet(6 if use_sketch else 5, cnum, upsample)
         self.refine_net = RefineNet(cnum, attention, upsample)
