@@ -500,6 +500,18 @@ def test_same_stem_in_shipped_and_user_folders_gets_distinct_names(tiny_arch, da
     assert default_engine_name("cpu") == "deepfill_v2"
 
 
+def test_training_state_beside_a_model_is_not_listed_as_an_engine(tiny_arch, data_dir):
+    # The shipped folder holds deepfill_v2.train-state.safetensors (the relay's resume state):
+    # it was listed as a broken model ("not written by Inpaint Studio") until discovery skipped it.
+    clear_cache()
+    folder = paths.user_models_dir()
+    save_model(folder / "mine.safetensors", build(tiny_arch), metadata={"title": "mine"})
+    (folder / "mine.train-state.safetensors").write_bytes(b"\x00" * 16)
+    names = [e.name for e in deep.discover_deep_engines("cpu")]
+    assert "mine" in names
+    assert not [n for n in names if "train-state" in n]
+
+
 def test_changed_model_file_is_picked_up_after_clear_cache(tiny_arch, data_dir):
     clear_cache()
     path = paths.user_models_dir() / "m.safetensors"

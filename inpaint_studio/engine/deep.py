@@ -479,9 +479,15 @@ def _engine_for(path: Path, device: str, name: str) -> DeepEngine:
         return _ENGINES[key]
 
 
+#: Files that sit beside models but are not models: the trainer's relay states (what the next
+#: training run resumes from, ``trainer/relay.py``), skipped by :func:`discover_deep_engines`.
+TRAINING_STATE_SUFFIX = ".train-state.safetensors"
+
+
 def discover_deep_engines(device: str = "auto") -> list[Engine]:
     """One engine per ``*.safetensors`` in :func:`paths.model_search_dirs` (shipped first,
-    then the user's; a stem seen before gets a ``-2``, ``-3`` suffix), then one unavailable
+    then the user's; a stem seen before gets a ``-2``, ``-3`` suffix; training states,
+    :data:`TRAINING_STATE_SUFFIX`, are not models and not listed), then one unavailable
     placeholder per registered architecture that has no weights file."""
     dirs = paths.model_search_dirs()
     engines: list[Engine] = []
@@ -490,6 +496,8 @@ def discover_deep_engines(device: str = "auto") -> list[Engine]:
         if not folder.is_dir():
             continue
         for path in sorted(folder.glob("*.safetensors")):
+            if path.name.endswith(TRAINING_STATE_SUFFIX):
+                continue
             name, k = path.stem, 1
             while name in taken:
                 k += 1
