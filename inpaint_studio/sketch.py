@@ -138,3 +138,15 @@ def sketch_in_hole(sketch: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if sketch.shape != mask.shape or sketch.ndim != 2:
         raise ValueError(f"sketch {sketch.shape} and mask {mask.shape} must be equal HxW arrays")
     return np.where((sketch > 127) & (mask > 127), LINE, 0).astype(np.uint8)
+
+
+def keep_some_lines(sketch: np.ndarray, keep: float, rng: np.random.Generator) -> np.ndarray:
+    """Each line piece (8-connected) of ``sketch`` (``uint8 (H, W)``, > 127 = line) kept with
+    probability ``keep`` in [0, 1]: ``uint8 (H, W)``, 255 on the kept pieces. Training uses it to
+    show the generator partial guidance, as a user who draws a few strokes gives it."""
+    if not 0.0 <= keep <= 1.0:
+        raise ValueError(f"keep must be in [0, 1], got {keep}")
+    count, labels = cv2.connectedComponents((np.asarray(sketch) > 127).astype(np.uint8), connectivity=8)
+    kept = rng.random(count) < keep
+    kept[0] = False  # the background
+    return np.where(kept[labels], LINE, 0).astype(np.uint8)

@@ -126,6 +126,25 @@ def test_sketch_dropped_with_probability_zero(photos):
     assert all(ds[i]["sketch"].sum() == 0 for i in range(len(ds)))
 
 
+def test_partial_sketches_keep_a_subset_of_the_full_lines(photos):
+    # --sketch-keep-min: training sketches lose whole line pieces, never gain or move a pixel;
+    # validation keeps every line, so its figures stay comparable with earlier runs.
+    listing = list_images([photos])
+    full = InpaintDataset(listing, size=64, sketch_prob=1.0, seed=3)
+    partial = InpaintDataset(listing, size=64, sketch_prob=1.0, seed=3, sketch_keep_min=0.0)
+    fewer = 0
+    for i in range(len(listing)):
+        a, b = full[i], partial[i]
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
+        assert torch.all(b["sketch"] <= a["sketch"])
+        fewer += int(b["sketch"].sum() < a["sketch"].sum())
+    assert fewer >= 2
+    val_full = InpaintDataset(listing, size=64, sketch_prob=1.0, seed=3, train=False)
+    val_partial = InpaintDataset(listing, size=64, sketch_prob=1.0, seed=3, train=False,
+                                 sketch_keep_min=0.0)
+    assert all(torch.equal(val_full[i]["sketch"], val_partial[i]["sketch"]) for i in range(len(listing)))
+
+
 def test_validation_set_identical_across_constructions(photos):
     listing = list_images([photos])
     a = InpaintDataset(listing, size=48, train=False, seed=11)
@@ -228,6 +247,8 @@ def test_bad_arguments(photos):
     listing = list_images([photos])
     with pytest.raises(ValueError, match="sketch_prob"):
         InpaintDataset(listing, sketch_prob=2.0)
+    with pytest.raises(ValueError, match="sketch_keep_min"):
+        InpaintDataset(listing, sketch_keep_min=-0.5)
     with pytest.raises(ValueError, match="unknown mask kind"):
         InpaintDataset(listing, mask="hexagons")
     with pytest.raises(ValueError, match="no photos"):

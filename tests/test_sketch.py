@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inpaint_studio.sketch import edge_sketch, sketch_in_hole, thin_lines
+from inpaint_studio.sketch import edge_sketch, keep_some_lines, sketch_in_hole, thin_lines
 
 METHODS = ["canny", "xdog"]
 
@@ -113,3 +113,21 @@ def test_bad_inputs_are_refused(photo):
         edge_sketch(photo, "hed")
     with pytest.raises(ValueError, match="equal HxW"):
         sketch_in_hole(np.zeros((4, 4), np.uint8), np.zeros((4, 5), np.uint8))
+
+
+def test_keep_some_lines_keeps_or_drops_whole_pieces(rng):
+    sketch = np.zeros((40, 60), np.uint8)
+    for row in (5, 15, 25, 35):  # four separate horizontal lines
+        sketch[row, 5:55] = 255
+    assert np.array_equal(keep_some_lines(sketch, 1.0, rng), sketch)
+    assert not keep_some_lines(sketch, 0.0, rng).any()
+    counts = set()
+    for _ in range(30):
+        kept = keep_some_lines(sketch, 0.5, rng)
+        assert np.all((kept == 0) | (kept == 255)) and np.all(kept <= sketch)
+        rows = [row for row in (5, 15, 25, 35) if kept[row].any()]
+        assert all(kept[row, 5:55].all() for row in rows)  # a piece is kept whole or not at all
+        counts.add(len(rows))
+    assert len(counts) >= 3  # sometimes few, sometimes many
+    with pytest.raises(ValueError, match="keep must be in"):
+        keep_some_lines(sketch, 1.5, rng)

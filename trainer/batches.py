@@ -43,7 +43,8 @@ def training_data(cfg: TrainConfig) -> TrainingData:
     n_val = max(1, min(cfg.val_count, len(paths) // 5))
     train_paths, val_paths = validation_split(paths, n_val, cfg.seed)
     common = dict(size=cfg.size, mask=cfg.mask, sketch_prob=cfg.sketch_prob, seed=cfg.seed)
-    return TrainingData(InpaintDataset(train_paths, train=True, **common),
+    return TrainingData(InpaintDataset(train_paths, train=True, sketch_keep_min=cfg.sketch_keep_min,
+                                       **common),
                         InpaintDataset(val_paths, train=False, **common), len(paths))
 
 

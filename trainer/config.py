@@ -68,6 +68,10 @@ class TrainConfig:
     mask: str = _opt("mixed", "training masks: free_form, box, mixed or folder:<dir>")
     sketch_prob: float = _opt(0.5, "probability of keeping the sketch (edge) guidance for a "
                               "sample; otherwise it is all zeros, so one model serves both")
+    sketch_keep_min: float = _opt(1.0, "training sketches keep each line piece with a probability "
+                                  "drawn per sample from [this, 1]: below 1 the generator also "
+                                  "learns from partial lines, as users draw them (1 = all the "
+                                  "photo's edges in the hole, the reference)")
     val_count: int = _opt(16, "photos held out as the fixed validation set (seeded)")
     workers: int = _opt(2, "data-loading worker processes per training process (0 = none)")
     seed: int = _opt(0, "random seed (data order, masks, initial weights; DDP adds the rank)")
@@ -150,6 +154,8 @@ class TrainConfig:
                                  f"got {getattr(self, name)}")
         if not 0.0 <= self.sketch_prob <= 1.0:
             raise ValueError(f"--sketch-prob must be in [0, 1], got {self.sketch_prob}")
+        if not 0.0 <= self.sketch_keep_min <= 1.0:
+            raise ValueError(f"--sketch-keep-min must be in [0, 1], got {self.sketch_keep_min}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.amp not in AMP_MODES:

@@ -27,7 +27,7 @@ import torch
 from PIL import Image, ImageOps
 
 from inpaint_studio.masks import MaskGenerator
-from inpaint_studio.sketch import edge_sketch, sketch_in_hole
+from inpaint_studio.sketch import edge_sketch, keep_some_lines, sketch_in_hole
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp")
 
@@ -218,7 +218,9 @@ class InpaintDataset(torch.utils.data.Dataset):
     * ``image``: ``(3, size, size)`` in ``[-1, 1]``;
     * ``mask``: ``(1, size, size)`` in ``{0, 1}``, 1 = hole;
     * ``sketch``: ``(1, size, size)`` in ``{0, 1}``, edges of the photo kept only inside the
-      hole, all zeros when dropped (kept with probability ``sketch_prob``);
+      hole, all zeros when dropped (kept with probability ``sketch_prob``); in training with
+      ``sketch_keep_min`` < 1, each line piece is then kept with a probability drawn per
+      sample from ``[sketch_keep_min, 1]`` (partial guidance, like a user's few strokes);
     * ``skipped_files``: int64 scalar, how many unreadable files this process found (and
       warned about) while producing this sample; sum it over batches for a run's count (a
       file can be counted once per worker process).
@@ -249,6 +251,7 @@ class InpaintDataset(torch.utils.data.Dataset):
         sketch_method: str = "canny",
         min_side: int | None = None,
         max_retries: int = 50,
+        sketch_keep_min: float = 1.0,
     ) -> None:
         self.paths = paths if isinstance(paths, PathList) else PathList.from_paths(paths)
         if len(self.paths) == 0:
@@ -257,7 +260,10 @@ class InpaintDataset(torch.utils.data.Dataset):
             raise ValueError(f"size must be positive, got {size}")
         if not 0.0 <= sketch_prob <= 1.0:
             raise ValueError(f"sketch_prob must be in [0, 1], got {sketch_prob}")
+        if not 0.0 <= sketch_keep_min <= 1.0:
+            raise ValueError(f"sketch_keep_min must be in [0, 1], got {sketch_keep_min}")
         self.size = size
+        self.sketch_keep_min = sketch_keep_min
         self.masks = mask if isinstance(mask, MaskGenerator) else MaskGenerator(mask)
         self.sketch_prob = sketch_prob
         self.seed = seed
@@ -339,6 +345,8 @@ class InpaintDataset(torch.utils.data.Dataset):
         mask = self.masks(self.size, self.size, rng)
         if rng.random() < self.sketch_prob:
             sketch = sketch_in_hole(edge_sketch(crop, self.sketch_method), mask)
+            if self.train and self.sketch_keep_min < 1.0:
+                sketch = keep_some_lines(sketch, rng.uniform(self.sketch_keep_min, 1.0), rng)
         else:
             sketch = np.zeros_like(mask)
         # Converted in numpy: torch's multi-threaded element-wise kernels on these small
