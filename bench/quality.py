@@ -185,6 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-harmonise", dest="harmonise", action="store_false",
                         help="deep engines: the model's fill as it came, without the edge colour "
                         "harmonisation the app and the CLI apply (the model's own figures)")
+    parser.add_argument("--texture", choices=("none", "patchmatch"), default="none",
+                        help="deep engines: add the texture stage, as the app and the CLI do by "
+                        "default (default: none, the engine API's default and the issue's protocol)")
     args = parser.parse_args(argv)
     args.sheet = sheet_path(args.sheet, args.update_docs, parser)
 
@@ -199,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
         hole = mask > 127
         row = [("input", show_hole(image, hole))]
         for name, engine in engines.items():
-            filled, seconds = fill_once(engine, image, mask, FillOptions(harmonise=args.harmonise))
+            options = FillOptions(harmonise=args.harmonise, texture=args.texture)
+            filled, seconds = fill_once(engine, image, mask, options)
             scores = score(image, filled, hole, seconds)
             results[pair.hole_bin, name].append(scores)
             results["all", name].append(scores)
@@ -209,7 +213,8 @@ def main(argv: list[str] | None = None) -> None:
             sheet_rows.append(row + [("original", image)])
 
     print(f"{len(pairs)} pairs from {args.data}, strategy crop (default)"
-          + ("" if args.harmonise else ", deep fills not harmonised"))
+          + ("" if args.harmonise else ", deep fills not harmonised")
+          + ("" if args.texture == "none" else f", deep fills with the {args.texture} texture stage"))
     print(format_table(results, names))
     if sheet_rows:
         args.sheet.parent.mkdir(parents=True, exist_ok=True)
