@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     engines = {name: make_engine(name) for name in names}
     pairs = read_eval_pairs(args.data, args.quick)
     on_sheet = set(sheet_pairs(pairs, args.sheet_rows))
+    options = FillOptions(harmonise=args.harmonise, texture=args.texture)
     results: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     sheet_rows = []
     for index, pair in enumerate(pairs, 1):
@@ -202,7 +203,6 @@ def main(argv: list[str] | None = None) -> None:
         hole = mask > 127
         row = [("input", show_hole(image, hole))]
         for name, engine in engines.items():
-            options = FillOptions(harmonise=args.harmonise, texture=args.texture)
             filled, seconds = fill_once(engine, image, mask, options)
             scores = score(image, filled, hole, seconds)
             results[pair.hole_bin, name].append(scores)

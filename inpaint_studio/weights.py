@@ -37,6 +37,10 @@ from torch import nn
 from .fileutil import atomic_write
 
 FORMAT_VERSION = 1
+#: ``X.train-state.safetensors`` beside a model ``X.safetensors`` is the trainer's relay state
+#: (what the next training run resumes from, ``trainer/relay.py``), not a model: the engine
+#: discovery skips it.
+TRAINING_STATE_SUFFIX = ".train-state.safetensors"
 
 # Header keys save_model fills itself; the rest of the metadata comes from the caller.
 _RESERVED = ("arch", "arch_args", "format_version", "dtype")

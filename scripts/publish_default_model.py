@@ -41,7 +41,7 @@ from bench.quality import fill_once, score  # noqa: E402
 from inpaint_studio import networks, precision  # noqa: E402
 from inpaint_studio.engine import get_engine  # noqa: E402
 from inpaint_studio.engine.deep import DeepEngine  # noqa: E402
-from inpaint_studio.weights import card_path, read_metadata, save_model  # noqa: E402
+from inpaint_studio.weights import TRAINING_STATE_SUFFIX, card_path, read_metadata, save_model  # noqa: E402
 from trainer.checkpoint import load_checkpoint  # noqa: E402
 from trainer.relay import save_relay_state  # noqa: E402
 
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args.model.parent.mkdir(parents=True, exist_ok=True)
     save_model(args.model, generator, fp16=True, metadata=metadata)
     relay = save_relay_state(args.run, args.model.with_name(
-        args.model.stem + ".train-state.safetensors"))
+        args.model.stem + TRAINING_STATE_SUFFIX))
     print(f"exported {args.model} and {relay} ({relay.stat().st_size / 1e6:.1f} MB)")
 
     start = time.perf_counter()

@@ -33,6 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 
 from inpaint_studio.fileutil import atomic_write
+from inpaint_studio.weights import TRAINING_STATE_SUFFIX
 
 from .checkpoint import CheckpointError, load_checkpoint
 
@@ -85,7 +86,7 @@ def load_relay_state(path: str | Path, ema_model: str | Path | None = None) -> d
     state["discriminators"] = {k[len("discriminators."):]: v.float() if v.is_floating_point() else v
                                for k, v in tensors.items() if k.startswith("discriminators.")}
     ema_path = Path(ema_model) if ema_model else path.with_name(
-        path.name.replace(".train-state.safetensors", ".safetensors"))
+        path.name.replace(TRAINING_STATE_SUFFIX, ".safetensors"))
     if ema_path != path and ema_path.is_file():
         ema = {k: v.float() for k, v in load_file(str(ema_path)).items()}
         if set(ema) != set(generator):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .. import networks, paths, precision
-from ..weights import ModelCard, WeightsError, check_model_file, load_model
+from ..weights import TRAINING_STATE_SUFFIX, ModelCard, WeightsError, check_model_file, load_model
 from .base import Availability, CoreStage, Engine, EngineUnavailable
 from .hd import run_fill
 from .request import CancelToken, FillOptions, FillRequest, FillStage, InvalidRequest, ProgressCallback
@@ -479,15 +479,10 @@ def _engine_for(path: Path, device: str, name: str) -> DeepEngine:
         return _ENGINES[key]
 
 
-#: Files that sit beside models but are not models: the trainer's relay states (what the next
-#: training run resumes from, ``trainer/relay.py``), skipped by :func:`discover_deep_engines`.
-TRAINING_STATE_SUFFIX = ".train-state.safetensors"
-
-
 def discover_deep_engines(device: str = "auto") -> list[Engine]:
     """One engine per ``*.safetensors`` in :func:`paths.model_search_dirs` (shipped first,
     then the user's; a stem seen before gets a ``-2``, ``-3`` suffix; training states,
-    :data:`TRAINING_STATE_SUFFIX`, are not models and not listed), then one unavailable
+    :data:`~inpaint_studio.weights.TRAINING_STATE_SUFFIX`, are not models and not listed), then one unavailable
     placeholder per registered architecture that has no weights file."""
     dirs = paths.model_search_dirs()
     engines: list[Engine] = []

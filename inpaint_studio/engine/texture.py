@@ -85,7 +85,7 @@ GUIDE_WEIGHT_FINEST = 0.5
 # +2.7 %, 0.99/0.76/0.88/0.97, det/2 0.52/0.34/0.37/0.36; **2 px +6.6/+4.4/+4.4/+5.5 %,
 # 1.08/0.78/0.90/1.06, det/2 0.68/0.47/0.53/0.54**; 3 px +8.7/+6.3/+5.7/+7.0 %, det/2 0.72/0.51/
 # 0.59/0.60; 4 px +9.7/+7.5/+7.0/+8.1 %, det/2 0.74/0.52/0.61/0.63 (PatchMatch alone ~0.55). At
-# 200 % (docs/texture_scale.png) 2 px brings the ripples, the deer's grass, the dog's fur, the
+# 200 % (docs/texture_scale.jpg) 2 px brings the ripples, the deer's grass, the dog's fur, the
 # bark and the skier's trees back where 0.7 px left smudges; pasted-in pieces are no more
 # frequent than at 0.7 px, and structure still follows the model. The L1 cost keeps the issue's
 # bar (README, 332 pairs). A final step at 4 px after a 0.7 px search stays smooth: the search's
