@@ -217,14 +217,12 @@ def fill_file(
 ) -> FillResult:
     """Load, fill and save one photo; the output keeps the photo's format and metadata.
 
-    Raises :class:`FileExistsError` before any work when ``out`` exists (or is the input)
-    and ``overwrite`` is False; :class:`~inpaint_studio.imageio.ImageLoadError`,
-    :class:`~inpaint_studio.imageio.MaskSizeError` for bad inputs.
+    Raises :class:`~inpaint_studio.imageio.ImageLoadError`,
+    :class:`~inpaint_studio.imageio.MaskSizeError` for bad inputs, then
+    :class:`FileExistsError` when ``out`` exists (or is the input) and ``overwrite`` is False;
+    all before the engine runs. The inputs are checked first so that one run names every
+    problem a retry with ``--overwrite`` would still meet.
     """
-    if out.resolve() == image_path.resolve() and not overwrite:
-        raise FileExistsError(f"refusing to overwrite the input {image_path} (use --overwrite)")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists (use --overwrite to replace it)")
     photo = imageio.load_image(image_path)
     hint = "pass --resize-mask to scale it"
     mask = imageio.load_mask(mask_path, size=photo.size, resize=resize_mask, resize_hint=hint)
@@ -232,6 +230,10 @@ def fill_file(
         imageio.load_sketch(sketch_path, size=photo.size, resize=resize_mask, resize_hint=hint)
         if sketch_path is not None else None
     )
+    if out.resolve() == image_path.resolve() and not overwrite:
+        raise FileExistsError(f"refusing to overwrite the input {image_path} (use --overwrite)")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists (use --overwrite to replace it)")
     request = FillRequest(photo.rgb, mask, sketch, options)
     stages: list[tuple[str, float]] = []
     notes = list(photo.notes)

@@ -172,6 +172,16 @@ def test_refuses_to_overwrite_input_or_existing_output(tmp_path, photo, capsys):
     assert load_image(tmp_path / "p_filled.png").size == (photo.shape[1], photo.shape[0])
 
 
+def test_a_missing_mask_is_named_before_an_existing_output(tmp_path, photo, capsys):
+    # A retry with --overwrite would still fail on the mask: say that first.
+    src = _write_photo(tmp_path / "p.png", photo)
+    (tmp_path / "p_filled.png").write_bytes(b"earlier result")
+    assert cli.main(["fill", str(src), "--mask", str(tmp_path / "typo.png")]) == 1
+    err = capsys.readouterr().err
+    assert "typo.png" in err and "already exists" not in err
+    assert (tmp_path / "p_filled.png").read_bytes() == b"earlier result"
+
+
 def test_bad_image_gives_one_line_error_without_traceback(tmp_path, capsys):
     (tmp_path / "x.jpg").write_bytes(b"\xff\xd8\xff garbage")
     _write_mask(tmp_path / "m.png", (8, 8))
