@@ -35,6 +35,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` and the package
 from bench.common import REPO, EvalPair, default_data_dir, load_pair, read_eval_pairs  # noqa: E402
 from inpaint_studio.engine import FillOptions, FillRequest, get_engine  # noqa: E402
 from inpaint_studio.engine.base import CoreStage, Engine  # noqa: E402
+from inpaint_studio.engine.request import TEXTURES  # noqa: E402
 from inpaint_studio.metrics import l1, psnr, ssim  # noqa: E402
 
 METRICS = ("hole_l1", "image_l1", "psnr", "ssim", "seconds")
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-harmonise", dest="harmonise", action="store_false",
                         help="deep engines: the model's fill as it came, without the edge colour "
                         "harmonisation the app and the CLI apply (the model's own figures)")
-    parser.add_argument("--texture", choices=("none", "patchmatch"), default="none",
+    parser.add_argument("--texture", choices=TEXTURES, default="none",
                         help="deep engines: add the texture stage, as the app and the CLI do by "
                         "default (default: none, the engine API's default and the issue's protocol)")
     args = parser.parse_args(argv)

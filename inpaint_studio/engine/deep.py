@@ -482,8 +482,8 @@ def _engine_for(path: Path, device: str, name: str) -> DeepEngine:
 def discover_deep_engines(device: str = "auto") -> list[Engine]:
     """One engine per ``*.safetensors`` in :func:`paths.model_search_dirs` (shipped first,
     then the user's; a stem seen before gets a ``-2``, ``-3`` suffix; training states,
-    :data:`~inpaint_studio.weights.TRAINING_STATE_SUFFIX`, are not models and not listed), then one unavailable
-    placeholder per registered architecture that has no weights file."""
+    :data:`~inpaint_studio.weights.TRAINING_STATE_SUFFIX`, are not models and not listed),
+    then one unavailable placeholder per registered architecture that has no weights file."""
     dirs = paths.model_search_dirs()
     engines: list[Engine] = []
     taken: set[str] = set()
