@@ -143,3 +143,77 @@ def test_with_feature_matching_the_gan_term_is_the_discriminators_score_of_the_f
     gan_only, gan_parts, _ = _fm_case(0.0, 0.3, gan_weight=0.25)
     torch.testing.assert_close(parts["g_hinge"], gan_parts["g_hinge"])
     assert both.item() == pytest.approx(gan_only.item() + 0.5 * float(parts["g_fm"]), rel=1e-5)
+
+
+def _stripes(period: float, size: int = 256) -> torch.Tensor:
+    """``(1, 1, size, size)`` vertical sine stripes of amplitude 1 and the given period (px)."""
+    x = torch.arange(size, dtype=torch.float32)
+    return torch.sin(2 * torch.pi * x / period).view(1, 1, 1, -1).expand(1, 1, size, size).contiguous()
+
+
+def test_structure_view_keeps_structure_and_removes_a_lattice_of_a_few_pixels():
+    from trainer.d_augment import structure_view
+
+    x = torch.full((2, 5, 64, 96), 0.3)
+    out = structure_view(x, 4)
+    assert out.shape == (2, 5, 16, 24) and out.dtype == x.dtype
+    torch.testing.assert_close(out, torch.full_like(out, 0.3))
+    assert structure_view(x, 1) is x
+
+    def amplitude(period: float) -> float:  # away from the reflected borders
+        return structure_view(_stripes(period), 4)[0, 0, 32, 8:56].abs().max().item()
+
+    # The generator's lattice (4-8 px cells) is gone or faint; a horizon-scale edge is kept.
+    assert amplitude(5) < 0.02 and amplitude(8) < 0.25
+    assert amplitude(16) > 0.45 and amplitude(32) > 0.8
+    step = torch.zeros(1, 1, 64, 64)
+    step[..., 32:] = 1
+    row = structure_view(step, 4)[0, 0, 8]
+    assert row[:6].max() < 0.01 and row[10:].min() > 0.99  # still a step, a cell or two wide
+    with pytest.raises(ValueError, match="factor must be at least 1, got 0"):
+        structure_view(x, 0)
+
+
+def test_structure_view_passes_gradients_and_keeps_bf16():
+    from trainer.d_augment import structure_view
+
+    x = torch.rand(1, 5, 64, 64).to(torch.bfloat16).requires_grad_(True)
+    out = structure_view(x, 2)
+    assert out.dtype == torch.bfloat16 and out.shape == (1, 5, 32, 32)
+    out.float().sum().backward()
+    # Every input pixel feeds the view, and the weights (a normalised blur, then a mean) sum
+    # to one per output pixel: the total gradient is the output's pixel count.
+    assert (x.grad.float() > 0).all()
+    assert x.grad.float().sum().item() == pytest.approx(5 * 32 * 32, rel=0.02)
+
+
+def test_recipe_shows_the_discriminator_the_structure_view_with_d_scale():
+    from trainer.d_augment import structure_view
+
+    cfg = TrainConfig(arch="deepfill_v2", data=["x"], size=256, d_scale=4)
+    cfg.validate()
+    recipe = get_recipe("deepfill_v2")(cfg, torch.device("cpu"), None)
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x)
+            return torch.zeros(x.shape[0], 4)
+
+    image = torch.rand(2, 3, 256, 256) * 2 - 1
+    mask = torch.zeros(2, 1, 256, 256)
+    mask[:, :, 64:192, 64:128] = 1
+    batch = {"image": image, "mask": mask, "sketch": torch.zeros_like(mask)}
+    D = torch.nn.ModuleDict({"patch": Recorder()})
+    recipe.d_loss(D, batch, {"stages": (image.clone(), image.clone())})
+    expected = structure_view(torch.cat([image, mask, batch["sketch"]], dim=1), 4)
+    assert seen[0].shape == (4, 5, 64, 64)
+    torch.testing.assert_close(seen[0], torch.cat([expected, expected]))
+
+
+def test_config_refuses_a_d_scale_that_leaves_too_few_pixels():
+    with pytest.raises(ValueError, match="--d-scale must be 1, 2 or 4, got 3"):
+        TrainConfig(data=["x"], size=256, d_scale=3).validate()
+    with pytest.raises(ValueError, match="--d-scale 4 leaves the discriminator 32 px of a --size 128 crop"):
+        TrainConfig(data=["x"], size=128, d_scale=4).validate()
+    TrainConfig(data=["x"], size=128, d_scale=2).validate()

@@ -112,6 +112,10 @@ class TrainConfig:
     d_blur: bool = _opt(False, "low-pass each discriminator conv's input before its stride-2 "
                         "sampling (deepfill_v2's SN-PatchGAN; off = the reference): "
                         "anti-aliasing against a stride-aligned grid in the generator's fills")
+    d_scale: int = _opt(1, "show the discriminator the images low-passed and down-sampled this "
+                        "many times (deepfill_v2; 1 = full resolution, the reference's): a "
+                        "structure-scale discriminator that judges edges and layout and cannot "
+                        "see a lattice of a few pixels (trainer.d_augment.structure_view)")
     channels_last: bool = _opt(False, "channels-last memory format (faster convolutions on GPU)")
     compile: bool = _opt(False, "torch.compile the generator and discriminators")
     grad_clip: float = _opt(0.0, "clip each network's gradient norm to this (0 = off)")
@@ -180,6 +184,12 @@ class TrainConfig:
         if not 0 <= self.d_translate < self.size // 2:
             raise ValueError(f"--d-translate must be in [0, {self.size // 2}) for --size "
                              f"{self.size}, got {self.d_translate}")
+        if self.d_scale not in (1, 2, 4):
+            raise ValueError(f"--d-scale must be 1, 2 or 4, got {self.d_scale}")
+        if self.d_scale > 1 and self.size // self.d_scale < 64:
+            raise ValueError(f"--d-scale {self.d_scale} leaves the discriminator "
+                             f"{self.size // self.d_scale} px of a --size {self.size} crop; it "
+                             f"needs at least 64 (its six stride-2 layers)")
         if self.gan_weight < 0:
             raise ValueError(f"--gan-weight must be at least 0, got {self.gan_weight}")
         if not 0.0 < self.discount_gamma <= 1.0:

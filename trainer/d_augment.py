@@ -1,5 +1,6 @@
-"""Random translation of the discriminator's input (DiffAugment-style; Zhao et al.,
-"Differentiable Augmentation for Data-Efficient GAN Training", NeurIPS 2020).
+"""What the discriminator sees of an image: a random translation (DiffAugment-style; Zhao et
+al., "Differentiable Augmentation for Data-Efficient GAN Training", NeurIPS 2020), and a
+low-passed, down-sampled view for a structure-scale discriminator (:func:`structure_view`).
 
 Why: SN-PatchGAN's six stride-2 convolutions see the image on a fixed grid. With the GAN term
 on, the generator learned a faint 5-8 px crosshatch that this grid rewards (docs/training.md,
@@ -12,7 +13,10 @@ lattice (A/B 13); the lattice is not tied to D's phase.
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -41,3 +45,29 @@ def random_translate(x: Tensor, max_shift: int, generator: torch.Generator | Non
     if x.is_contiguous(memory_format=torch.channels_last):
         return out.contiguous(memory_format=torch.channels_last)
     return out.contiguous()
+
+
+def structure_view(x: Tensor, factor: int) -> Tensor:
+    """``x`` (``(N, C, H, W)``, any float dtype) low-passed by a Gaussian of ``factor / 2`` px
+    (reflected borders) and area-averaged ``factor`` times: ``(N, C, H // factor, W // factor)``
+    in ``x``'s dtype. ``factor`` 1 returns ``x`` itself; a constant image stays that constant.
+
+    Why: asked for detail by any loss, the generator draws a lattice of 4-8 px cells within a
+    few hundred steps (docs/training.md, A/B 12-19), while what its fills lack first is
+    structure: edges 20-40 px wide where the photo has a horizon. Behind this view the
+    discriminator judges structure and cannot see the cells: at ``factor`` 4 a 32 px period
+    keeps 0.87 of its amplitude, a 16 px one 0.55, an 8 px one 0.18, a 5 px one 0.01. Both
+    steps are linear, so the generator's gradient flows through them."""
+    if factor < 1:
+        raise ValueError(f"factor must be at least 1, got {factor}")
+    if factor == 1:
+        return x
+    sigma = factor / 2
+    radius = math.ceil(3 * sigma)
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
+    taps = (taps / taps.sum()).to(device=x.device, dtype=x.dtype)
+    channels = x.shape[1]
+    blurred = F.pad(x, (radius,) * 4, mode="reflect")
+    blurred = F.conv2d(blurred, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    blurred = F.conv2d(blurred, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    return F.avg_pool2d(blurred, factor)

@@ -40,7 +40,7 @@ from torch import nn
 
 from inpaint_studio import networks
 from trainer import losses
-from trainer.d_augment import random_translate
+from trainer.d_augment import random_translate, structure_view
 
 from .base import Batch, Recipe, register_recipe
 
@@ -79,9 +79,11 @@ class DeepFillV2Recipe(Recipe):
         m = batch["mask"]
         return out["stages"][-1] * m + batch["image"] * (1 - m)
 
-    @staticmethod
-    def _d_input(rgb: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return torch.cat([rgb, batch["mask"], batch["sketch"]], dim=1)
+    def _d_input(self, rgb: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """D's view: RGB, mask and sketch, ``(N, 5, H / s, W / s)`` with ``s`` = ``--d-scale``
+        (:func:`structure_view`; the mask and sketch become their share of each cell)."""
+        stacked = torch.cat([rgb, batch["mask"], batch["sketch"]], dim=1)
+        return structure_view(stacked, getattr(self.cfg, "d_scale", 1))
 
     def _discriminate(self, D: nn.ModuleDict, d_input: torch.Tensor) -> torch.Tensor:
         """D's fp32 patch scores for ``d_input`` (``(N, 5, H, W)``), after the random
