@@ -60,27 +60,39 @@ def test_translation_passes_gradients_back_and_keeps_dtype_and_memory_format():
     assert kept.sum() == out.detach().ne(0).sum() < x.numel()
 
 
+class _Recorder(torch.nn.Module):
+    """A stand-in discriminator that keeps every input it is shown and scores it 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x)
+        return torch.zeros(x.shape[0], 4)
+
+
+def _d_inputs_of_a_perfect_fill(cfg: TrainConfig, image: torch.Tensor, mask: torch.Tensor):
+    """What the recipe's D loss and G loss show the discriminator for a fill equal to the photo:
+    ``(seen, batch)``, ``seen`` = [D loss's real+fake batch, G loss's fake batch]."""
+    recipe = get_recipe("deepfill_v2")(cfg, torch.device("cpu"), None)
+    batch = {"image": image, "mask": mask, "sketch": torch.zeros_like(mask)}
+    out = {"stages": (image.clone(), image.clone())}  # a perfect fill: composite == image
+    recorder = _Recorder()
+    D = torch.nn.ModuleDict({"patch": recorder})
+    recipe.d_loss(D, batch, out)
+    recipe.g_loss(D, batch, out)
+    return recorder.seen, batch
+
+
 def test_recipe_shows_the_discriminator_shifted_inputs_only_with_the_option():
-    def d_inputs(d_translate: int) -> list[torch.Tensor]:
+    def d_inputs(d_translate: int):
         cfg = TrainConfig(arch="deepfill_v2", data=["x"], size=32, d_translate=d_translate)
-        recipe = get_recipe("deepfill_v2")(cfg, torch.device("cpu"), None)
-        seen = []
-
-        class Recorder(torch.nn.Module):
-            def forward(self, x):
-                seen.append(x)
-                return torch.zeros(x.shape[0], 4)
-
         g = torch.Generator().manual_seed(0)
         image = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
         mask = torch.zeros(2, 1, 32, 32)
         mask[:, :, 8:20, 10:24] = 1
-        batch = {"image": image, "mask": mask, "sketch": torch.zeros_like(mask)}
-        out = {"stages": (image.clone(), image.clone())}  # a perfect fill: composite == image
-        D = torch.nn.ModuleDict({"patch": Recorder()})
-        recipe.d_loss(D, batch, out)
-        recipe.g_loss(D, batch, out)
-        return seen, batch
+        return _d_inputs_of_a_perfect_fill(cfg, image, mask)
 
     (d_real_fake, g_fake), batch = d_inputs(0)
     unshifted = torch.cat([batch["image"], batch["mask"], batch["sketch"]], dim=1)
@@ -192,23 +204,14 @@ def test_recipe_shows_the_discriminator_the_structure_view_with_d_scale():
 
     cfg = TrainConfig(arch="deepfill_v2", data=["x"], size=256, d_scale=4)
     cfg.validate()
-    recipe = get_recipe("deepfill_v2")(cfg, torch.device("cpu"), None)
-    seen = []
-
-    class Recorder(torch.nn.Module):
-        def forward(self, x):
-            seen.append(x)
-            return torch.zeros(x.shape[0], 4)
-
     image = torch.rand(2, 3, 256, 256) * 2 - 1
     mask = torch.zeros(2, 1, 256, 256)
     mask[:, :, 64:192, 64:128] = 1
-    batch = {"image": image, "mask": mask, "sketch": torch.zeros_like(mask)}
-    D = torch.nn.ModuleDict({"patch": Recorder()})
-    recipe.d_loss(D, batch, {"stages": (image.clone(), image.clone())})
+    (d_real_fake, g_fake), batch = _d_inputs_of_a_perfect_fill(cfg, image, mask)
     expected = structure_view(torch.cat([image, mask, batch["sketch"]], dim=1), 4)
-    assert seen[0].shape == (4, 5, 64, 64)
-    torch.testing.assert_close(seen[0], torch.cat([expected, expected]))
+    assert d_real_fake.shape == (4, 5, 64, 64)
+    torch.testing.assert_close(d_real_fake, torch.cat([expected, expected]))
+    torch.testing.assert_close(g_fake, expected)
 
 
 def test_config_refuses_a_d_scale_that_leaves_too_few_pixels():
