@@ -12,7 +12,7 @@ the mask.
 * :class:`FolderMasks`: masks read from a folder (NVIDIA irregular-mask style), randomly
   flipped, rotated and resized.
 * :class:`MaskGenerator`: one of the above chosen by name (``free_form``, ``box``, ``mixed``,
-  ``folder:<dir>``).
+  ``folder:<dir>``), or several separated by commas, one drawn at random per mask.
 """
 
 from __future__ import annotations
@@ -177,11 +177,23 @@ class FolderMasks:
         return np.where(hole, HOLE, 0).astype(np.uint8)
 
 
+class _OneOf:
+    """Each call draws from one of ``sources`` (mask makers), chosen uniformly by ``rng``."""
+
+    def __init__(self, sources: list) -> None:
+        self.sources = sources
+
+    def __call__(self, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+        return self.sources[int(rng.integers(len(self.sources)))](h, w, rng)
+
+
 _BUILTIN = {"free_form": free_form_mask, "box": box_mask, "mixed": mixed_mask}
 
 
 class MaskGenerator:
-    """A mask source chosen by name: ``free_form``, ``box``, ``mixed`` or ``folder:<dir>``.
+    """A mask source chosen by name: ``free_form``, ``box``, ``mixed`` or ``folder:<dir>``;
+    several names separated by commas (``mixed,folder:/data/masks``) draw each mask from one of
+    them, chosen uniformly at random with the same ``rng``.
 
     ``gen(h, w, rng)`` returns ``uint8 (h, w)``, 255 = hole. Instances are picklable, so a
     dataset holding one works in DataLoader worker processes.
@@ -189,7 +201,10 @@ class MaskGenerator:
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
-        if spec.startswith("folder:"):
+        if "," in spec:
+            sources = [MaskGenerator(part.strip()) for part in spec.split(",")]
+            self._make = _OneOf(sources)
+        elif spec.startswith("folder:"):
             folder = spec[len("folder:") :]
             if not folder:
                 raise ValueError("mask spec 'folder:' needs a folder, e.g. folder:/data/masks")

@@ -186,3 +186,18 @@ def test_mask_generator_by_name(mask_folder, rng):
         MaskGenerator("stars")
     with pytest.raises(ValueError, match="needs a folder"):
         MaskGenerator("folder:")
+
+
+def test_mask_generator_draws_each_mask_from_one_of_several_sources(mask_folder):
+    gen = MaskGenerator(f"box, folder:{mask_folder}")
+    kinds = []
+    for seed in range(40):
+        mask = gen(32, 32, np.random.default_rng(seed))
+        # The folder's corner block covers 1/16 of the mask, a reference box about a fifth.
+        kinds.append("folder" if hole_ratio(mask) < 0.1 else "box")
+        assert mask.shape == (32, 32) and set(np.unique(mask)) <= {0, 255}
+    assert 10 < kinds.count("folder") < 30
+    clone = pickle.loads(pickle.dumps(gen))
+    assert np.array_equal(clone(32, 32, np.random.default_rng(3)), gen(32, 32, np.random.default_rng(3)))
+    with pytest.raises(ValueError, match="unknown mask kind 'stars'"):
+        MaskGenerator("mixed,stars")

@@ -65,7 +65,8 @@ class TrainConfig:
     lr_scale: float = _opt(1.0, "multiplies the recipe's learning rates (finetune default 0.1)")
     lr_g: float = _opt(0.0, "generator learning rate; 0 = the recipe's (times --lr-scale)")
     lr_d: float = _opt(0.0, "discriminator learning rate; 0 = the recipe's (times --lr-scale)")
-    mask: str = _opt("mixed", "training masks: free_form, box, mixed or folder:<dir>")
+    mask: str = _opt("mixed", "training masks: free_form, box, mixed or folder:<dir>, or several "
+                   "separated by commas (each mask from one of them, at random)")
     sketch_prob: float = _opt(0.5, "probability of keeping the sketch (edge) guidance for a "
                               "sample; otherwise it is all zeros, so one model serves both")
     sketch_keep_min: float = _opt(1.0, "training sketches keep each line piece with a probability "
