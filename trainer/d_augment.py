@@ -2,9 +2,9 @@
 al., "Differentiable Augmentation for Data-Efficient GAN Training", NeurIPS 2020), and a
 low-passed, down-sampled view for a structure-scale discriminator (:func:`structure_view`).
 
-Why: SN-PatchGAN's six stride-2 convolutions see the image on a fixed grid. With the GAN term
-on, the generator learned a faint 5-8 px crosshatch that this grid rewards (docs/training.md,
-A/B 12 and leg 13). Shifting each sample by a random whole number of pixels before the
+Why the translation: SN-PatchGAN's six stride-2 convolutions see the image on a fixed grid.
+With the GAN term on, the generator learned a faint 5-8 px crosshatch that this grid rewards
+(docs/training.md, A/B 12 and leg 13). Shifting each sample by a random whole number of pixels before the
 discriminator, on the real and the fake side and in the generator's loss alike, puts that grid
 at a new phase every time, so no fixed-phase pattern pays. The shift is differentiable (a
 gather), so the generator's gradient flows through it. Measured: it did not remove that
