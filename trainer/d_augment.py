@@ -64,8 +64,11 @@ def structure_view(x: Tensor, factor: int) -> Tensor:
         return x
     sigma = factor / 2
     radius = math.ceil(3 * sigma)
-    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
-    taps = (taps / taps.sum()).to(device=x.device, dtype=x.dtype)
+    # Made on x's device: a host-built kernel would be a host-to-device copy on every
+    # discriminator call of a GPU run.
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=torch.float32)
+    taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    taps = (taps / taps.sum()).to(x.dtype)
     channels = x.shape[1]
     blurred = F.pad(x, (radius,) * 4, mode="reflect")
     blurred = F.conv2d(blurred, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
